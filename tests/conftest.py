@@ -1,0 +1,160 @@
+"""Shared fixtures: personas (one user per role), databases of a test's own, real processes.
+
+Transactional work (several connections, other processes) never runs in pytest-django's
+`transactional_db`: that fixture empties tables with TRUNCATE, which the audit log's trigger
+refuses, as it must. Such a test gets `isolated_db` instead: a database copied from the
+migrated test database (PostgreSQL's CREATE DATABASE … TEMPLATE) and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connections
+from django.test import Client
+from psycopg import sql
+
+from accounts.roles import Role
+from tests.processes import BIN, Process, start_redis, wait_until
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def personas(db):
+    """One user per role, named after it (viewer, operator, approver, auditor, admin)."""
+    User = get_user_model()
+    users = {}
+    for role in Role:
+        user = User.objects.create_user(username=f"{role.value}-user", password=PASSWORD)
+        user.groups.add(Group.objects.get(name=role.value))
+        users[role.value] = user
+    return users
+
+
+@pytest.fixture
+def client_as(personas):
+    """client_as("auditor") is a test client signed in as that persona."""
+
+    def make(role: str) -> Client:
+        client = Client()
+        client.force_login(personas[role])
+        return client
+
+    return make
+
+
+@dataclass(frozen=True)
+class IsolatedDatabase:
+    name: str
+    url: str
+
+
+def _admin_connection(settings_dict: dict) -> psycopg.Connection:
+    return psycopg.connect(
+        dbname="postgres",
+        user=settings_dict["USER"],
+        password=settings_dict["PASSWORD"] or None,
+        host=settings_dict["HOST"] or None,
+        port=settings_dict["PORT"] or None,
+        autocommit=True,
+    )
+
+
+@pytest.fixture
+def isolated_db(django_db_setup, django_db_blocker) -> Iterator[IsolatedDatabase]:
+    """A fresh, migrated PostgreSQL database that this test and its processes may commit to."""
+    with django_db_blocker.unblock():
+        settings_dict = connections["default"].settings_dict
+        assert settings_dict["ENGINE"].endswith("postgresql"), "the suite runs on PostgreSQL"
+        template = settings_dict["NAME"]
+        name = f"{template}_{uuid.uuid4().hex[:10]}"
+        connections.close_all()  # a template must have no open sessions
+        with _admin_connection(settings_dict) as admin:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        settings_dict["NAME"] = name
+        auth = settings_dict["USER"] + (
+            f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else ""
+        )
+        url = f"postgres://{auth}@{settings_dict['HOST'] or 'localhost'}:{settings_dict['PORT'] or 5432}/{name}"
+        try:
+            yield IsolatedDatabase(name, url)
+        finally:
+            connections.close_all()
+            settings_dict["NAME"] = template
+            with _admin_connection(settings_dict) as admin:
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[tuple[Process, str]]:
+    """A Redis server of this test's own, which it may stop."""
+    server, url = start_redis(tmp_path)
+    try:
+        yield server, url
+    finally:
+        server.stop()
+
+
+@dataclass
+class Worker:
+    process: Process
+    queue: str
+
+
+@pytest.fixture
+def celery_worker(isolated_db: IsolatedDatabase, tmp_path: Path) -> Iterator[Worker]:
+    """A real Celery worker process (prefork pool) on the isolated database and its own queue."""
+    queue = f"test-{uuid.uuid4().hex[:10]}"
+    env = dict(os.environ, DATABASE_URL=isolated_db.url, CELERY_QUEUE=queue)
+    process = Process(
+        "worker",
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "-l",
+            "info",
+            "-Q",
+            queue,
+            "--concurrency",
+            "1",
+            "-n",
+            f"{queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env,
+        tmp_path / "worker.log",
+    ).start()
+    try:
+        wait_until(
+            lambda: " ready." in process.log() or not process.running(),
+            60,
+            "the Celery worker to be ready",
+        )
+        assert process.running(), process.log()
+        yield Worker(process, queue)
+    finally:
+        process.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Real hashing takes ~0.4 s per password by design; the suite hashes hundreds.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,108 @@
+"""The demo configuration (`make run`: SQLite, an embedded Redis, web, worker, beat) still works.
+
+The suite runs on PostgreSQL; this test runs scripts/demo.py itself, as `make run` does, so the
+embedded defaults cannot rot unnoticed.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.processes import ROOT, wait_until
+
+
+@pytest.fixture
+def demo(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env["WAVEGATE_VAR_DIR"] = str(tmp_path / "var")
+    output = tmp_path / "demo.out"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "scripts/demo.py", "--port", "0", "--redis", "embedded"],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(
+            lambda: "Press Ctrl-C" in output.read_text() or process.poll() is not None,
+            180,
+            "the demo to come up",
+            interval=0.5,
+        )
+        text = output.read_text()
+        assert process.poll() is None, text
+        yield process, text, tmp_path / "var"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            process.wait(timeout=60)
+
+
+class Browser:
+    """Just enough of a browser: cookies, CSRF token, form posts."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, path: str) -> str:
+        with self.opener.open(self.base + path, timeout=10) as response:
+            return response.read().decode()
+
+    def sign_in(self, username: str, password: str) -> str:
+        page = self.get("accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert token, page
+        data = urllib.parse.urlencode(
+            {"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)}
+        ).encode()
+        request = urllib.request.Request(
+            self.base + "accounts/login/", data=data, headers={"Referer": self.base}
+        )
+        with self.opener.open(request, timeout=10) as response:
+            return response.read().decode()
+
+
+def test_the_demo_comes_up_on_sqlite_signs_in_and_runs_tasks(demo):
+    process, text, var_dir = demo
+    running = re.search(r"Wavegate is running at (http://127\.0\.0\.1:\d+/)", text)
+    assert running, text
+    base = running.group(1)
+    logins = dict(re.findall(r"^\s+(viewer|operator|approver|auditor|admin)\s+(\S+)$", text, re.M))
+    assert len(logins) == 5
+
+    # The database is the demo's SQLite file, migrated.
+    assert (var_dir / "wavegate.sqlite3").exists()
+
+    # Healthy means the worker ran the heartbeat task through Redis and wrote it to SQLite.
+    with urllib.request.urlopen(base + "healthz", timeout=10) as response:
+        health = json.load(response)
+    assert health["status"] == "ok", health
+
+    page = Browser(base).sign_in("approver", logins["approver"])
+    assert 'data-testid="roles">Approver<' in page
+
+    auditor = Browser(base)
+    auditor.sign_in("auditor", logins["auditor"])
+    assert "user.signed_in" in auditor.get("audit/")
+    assert "Intact." in auditor.get("audit/verify/")
+
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(base + "healthz", timeout=3)

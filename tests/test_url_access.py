@@ -1,0 +1,77 @@
+"""Every URL in the URLconf, tried anonymously and as each role, against one table of who may.
+
+A URL added without a row here fails `test_every_url_has_a_row`, so no page ships unguarded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from accounts.roles import Role
+
+EVERYONE = frozenset(r.value for r in Role)
+PUBLIC = "public"  # open without signing in
+
+# url name → (method, kwargs for reverse, roles allowed or PUBLIC)
+ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
+    "fleet:overview": ("GET", {}, EVERYONE),
+    "rollout:plans": ("GET", {}, EVERYONE),
+    "audit:events": ("GET", {}, frozenset({"auditor", "admin"})),
+    "audit:verify": ("GET", {}, frozenset({"auditor", "admin"})),
+    "accounts:login": ("GET", {}, PUBLIC),
+    "accounts:logout": ("POST", {}, EVERYONE),
+    "healthz": ("GET", {}, PUBLIC),
+}
+
+
+def url_names(patterns=None, namespace: str = "") -> Iterator[str]:
+    for entry in patterns if patterns is not None else get_resolver().url_patterns:
+        if isinstance(entry, URLResolver):
+            inner = ":".join(p for p in (namespace, entry.namespace or "") if p)
+            yield from url_names(entry.url_patterns, inner)
+        elif isinstance(entry, URLPattern):
+            name = entry.name or f"<unnamed {entry.pattern}>"
+            yield f"{namespace}:{name}" if namespace else name
+
+
+def test_every_url_has_a_row():
+    assert sorted(set(url_names())) == sorted(ACCESS)
+
+
+def fetch(client: Client, name: str):
+    method, kwargs, _ = ACCESS[name]
+    url = reverse(name, kwargs=kwargs)
+    return client.post(url) if method == "POST" else client.get(url)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(ACCESS))
+def test_anonymous_visitors_are_sent_to_sign_in_except_on_public_urls(client, name):
+    response = fetch(client, name)
+
+    if ACCESS[name][2] == PUBLIC:
+        assert response.status_code in {200, 302, 503}
+        if response.status_code == 302:
+            assert reverse("accounts:login") in response["Location"]
+            assert "?next=" not in response["Location"]
+    else:
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("accounts:login") + "?next=")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", sorted(EVERYONE))
+@pytest.mark.parametrize("name", sorted(ACCESS))
+def test_each_role_reaches_exactly_the_urls_it_may(client_as, role, name):
+    allowed = ACCESS[name][2]
+    response = fetch(client_as(role), name)
+
+    if allowed == PUBLIC or role in allowed:
+        assert response.status_code in {200, 302, 503}, response.status_code
+    else:
+        assert response.status_code == 403
+        assert "role" in response.content.decode()
