@@ -42,3 +42,12 @@ def acting(context: Context) -> Iterator[Context]:
         yield context
     finally:
         _current.reset(token)
+
+
+def begin(context: Context) -> contextvars.Token[Context | None]:
+    """Start acting as `context` until `end` is called with the token (for signal pairs)."""
+    return _current.set(context)
+
+
+def end(token: contextvars.Token[Context | None]) -> None:
+    _current.reset(token)

@@ -1,12 +1,14 @@
-"""Record sign-in, sign-out and failed sign-ins in the audit log."""
+"""Record sign-in, sign-out and failed sign-ins, and attribute Celery tasks' events."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from celery.signals import task_postrun, task_prerun
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
+from audit import context
 from audit.log import record
 
 
@@ -28,3 +30,20 @@ def sign_in_failed(
     # Django has already masked anything secret in `credentials`; the username stays.
     username = str(credentials.get("username", ""))
     record("user.sign_in_failed", object_type="auth.user", object_label=username)
+
+
+# Events written by a Celery task carry the task's id as their request id, so one run's
+# changes can be found together.
+_task_contexts: dict[str, Any] = {}
+
+
+@task_prerun.connect(dispatch_uid="audit.task_started")
+def task_started(task_id: str, **kwargs: Any) -> None:
+    _task_contexts[task_id] = context.begin(context.Context(request_id=f"task:{task_id}"))
+
+
+@task_postrun.connect(dispatch_uid="audit.task_finished")
+def task_finished(task_id: str, **kwargs: Any) -> None:
+    token = _task_contexts.pop(task_id, None)
+    if token is not None:
+        context.end(token)

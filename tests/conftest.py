@@ -28,6 +28,22 @@ from tests.processes import BIN, Process, start_redis, wait_until
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker):
+    """Create and migrate the test database whatever the selection of tests.
+
+    pytest-django's own fixture skips it when no selected test is marked `django_db`, which
+    is the case when only `isolated_db` tests run; they need it as their template.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(created, verbosity=0)
+
+
 @pytest.fixture
 def personas(db):
     """One user per role, named after it (viewer, operator, approver, auditor, admin)."""
