@@ -38,7 +38,7 @@ def django_db_setup(django_test_environment, django_db_blocker):
     from django.test.utils import setup_databases, teardown_databases
 
     with django_db_blocker.unblock():
-        created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+        created = setup_databases(verbosity=0, interactive=False)
     yield
     with django_db_blocker.unblock():
         teardown_databases(created, verbosity=0)
