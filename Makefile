@@ -31,13 +31,14 @@ lint: install
 
 services:
 	bash scripts/ensure_services.sh
+	bash scripts/ensure_test_tools.sh
 
 test: install services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
-	@echo "No benchmarks yet: they arrive with the inventory and preflight steps."
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) var

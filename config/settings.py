@@ -196,6 +196,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     },
 }
 
+# --- Azure -----------------------------------------------------------------------------------
+# Production talks to ARM with DefaultAzureCredential; the demo and tests point the same SDK
+# calls at aksim (its endpoint, its CA, a static token). Only fleet/azure.py reads these.
+AZURE_ARM_ENDPOINT = env.str("AZURE_ARM_ENDPOINT", default="https://management.azure.com")
+AZURE_CA_BUNDLE = env.str("AZURE_CA_BUNDLE", default="") or None
+AZURE_CREDENTIAL = env.str("AZURE_CREDENTIAL", default="default")  # default | static
+AZURE_STATIC_TOKEN = env.str("AZURE_STATIC_TOKEN", default="")
+
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

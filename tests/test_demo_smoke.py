@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -88,6 +89,13 @@ def test_the_demo_comes_up_on_sqlite_signs_in_and_runs_tasks(demo):
 
     # The database is the demo's SQLite file, migrated.
     assert (var_dir / "wavegate.sqlite3").exists()
+
+    # aksim serves the generated demo fleet over HTTPS that verifies with its own CA.
+    simulated = re.search(r"Simulated Azure \(aksim\) at (https://127\.0\.0\.1:\d+)", text)
+    assert simulated, text
+    context = ssl.create_default_context(cafile=str(var_dir / "aksim" / "aksim-ca.pem"))
+    with urllib.request.urlopen(simulated.group(1) + "/_aksim/healthz", context=context) as answer:
+        assert json.load(answer)["clusters"] == 300
 
     # Healthy means the worker ran the heartbeat task through Redis and wrote it to SQLite.
     with urllib.request.urlopen(base + "healthz", timeout=10) as response:

@@ -1,0 +1,159 @@
+"""An aksim server process for the fidelity tests, and the real Azure SDK clients pointed at it.
+
+The clients are configured exactly as Wavegate configures them for Azure, but for the ARM
+endpoint, aksim's CA and a static bearer token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.credentials import AccessToken
+from azure.mgmt.containerservice import ContainerServiceClient
+from azure.mgmt.resource.subscriptions import SubscriptionClient
+from azure.mgmt.resourcegraph import ResourceGraphClient
+
+from aksim.fleetfile import Cluster, Fleet
+from aksim.generate import generate_fleet
+from tests.processes import ROOT, Process, wait_until
+
+FLEET_CLUSTERS = 60
+FLEET_SUBSCRIPTIONS = 3
+FLEET_SEED = 11
+
+
+class StaticToken:
+    """A TokenCredential with one fixed token, as Wavegate's AZURE_CREDENTIAL=static."""
+
+    def __init__(self, token: str = "aksim-test-token") -> None:
+        self.token = token
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.scopes.append(scopes)
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+@dataclass
+class Aksim:
+    endpoint: str
+    ca: str
+    fleet: Fleet
+    process: Process
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        import ssl
+
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.endpoint}/_aksim/{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        context = ssl.create_default_context(cafile=self.ca)
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            return json.load(response)
+
+    def truth(self, cluster: Cluster) -> dict[str, Any]:
+        return self.admin("GET", f"clusters/{cluster.key}")
+
+    def reset(self) -> None:
+        self.admin("POST", "reset")
+
+    def clusters(self, predicate: Callable[[Cluster], bool]) -> list[Cluster]:
+        return [c for c in self.fleet.clusters if predicate(c)]
+
+    def one(self, predicate: Callable[[Cluster], bool], what: str) -> Cluster:
+        found = self.clusters(predicate)
+        assert found, f"the test fleet has no {what}; change FLEET_SEED"
+        return found[0]
+
+    # --- the real SDK clients ----------------------------------------------------------------
+    def client_kwargs(self, credential: Any = None) -> dict[str, Any]:
+        return {
+            "credential": credential or StaticToken(),
+            "base_url": self.endpoint,
+            "connection_verify": self.ca,
+            "credential_scopes": [f"{self.endpoint}/.default"],
+        }
+
+    def container_service(self, subscription_id: str, **extra: Any) -> ContainerServiceClient:
+        return ContainerServiceClient(
+            subscription_id=subscription_id, **self.client_kwargs(), **extra
+        )
+
+    def subscriptions(self) -> SubscriptionClient:
+        return SubscriptionClient(**self.client_kwargs())
+
+    def resource_graph(self, **extra: Any) -> ResourceGraphClient:
+        return ResourceGraphClient(**self.client_kwargs(), **extra)
+
+
+def start_aksim(tmp: Path, fleet: Fleet, time_scale: float = 600.0) -> Aksim:
+    fleet_path = tmp / "fleet.json"
+    fleet_path.write_text(fleet.to_json())
+    ready = tmp / "ready.json"
+    process = Process(
+        "aksim",
+        [
+            sys.executable,
+            "-m",
+            "aksim",
+            "serve",
+            "--fleet",
+            str(fleet_path),
+            "--port",
+            "0",
+            "--time-scale",
+            str(time_scale),
+            "--ready-file",
+            str(ready),
+            "--state-dir",
+            str(tmp),
+        ],
+        dict(os.environ, AKSIM_PAGE_SIZE="7"),
+        tmp / "aksim.log",
+    ).start()
+    wait_until(lambda: ready.exists() or not process.running(), 60, "aksim to listen")
+    assert process.running(), process.log()
+    info = json.loads(ready.read_text())
+    return Aksim(info["endpoint"], info["ca"], fleet, process)
+
+
+@pytest.fixture(scope="session")
+def test_fleet() -> Fleet:
+    return generate_fleet(FLEET_CLUSTERS, FLEET_SUBSCRIPTIONS, FLEET_SEED, "demo")
+
+
+@pytest.fixture(scope="module")
+def aksim_server(tmp_path_factory, test_fleet) -> Iterator[Aksim]:
+    external = os.environ.get("AKSIM_READY_FILE")
+    if external:  # a server started by hand, serving the same test fleet (debugging)
+        info = json.loads(Path(external).read_text())
+        yield Aksim(info["endpoint"], info["ca"], test_fleet, None)
+        return
+    server = start_aksim(tmp_path_factory.mktemp("aksim"), test_fleet)
+    try:
+        yield server
+    finally:
+        server.process.stop()
+
+
+@pytest.fixture
+def aksim(aksim_server: Aksim) -> Aksim:
+    """The module's aksim, back to the fleet file as loaded."""
+    aksim_server.reset()
+    return aksim_server
+
+
+ROOT_DIR = ROOT

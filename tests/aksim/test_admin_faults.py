@@ -1,0 +1,140 @@
+"""The admin API's changes and faults, seen through the real SDK as Wavegate would see them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.pipeline.policies import RetryPolicy
+
+from aksim.aks import IPTABLES_REFUSAL
+from tests.aksim.test_arm_sdk import StatusRecorder, eligible_clean, mode_update
+
+
+def test_a_version_bump_and_a_tag_change_show_up_in_arm(aksim):
+    cluster = aksim.fleet.clusters[3]
+    client = aksim.container_service(cluster.subscription_id)
+    before = client.managed_clusters.get(cluster.resource_group, cluster.name)
+
+    aksim.admin(
+        "POST",
+        f"clusters/{cluster.key}/change",
+        {"kubernetesVersion": "1.35.0", "tags": {**cluster.tags, "ring": "canary"}},
+    )
+
+    after = client.managed_clusters.get(cluster.resource_group, cluster.name)
+    assert after.properties.kubernetes_version == "1.35.0"
+    assert after.tags["ring"] == "canary"
+    assert after.e_tag != before.e_tag
+
+
+def test_a_deleted_cluster_is_gone_from_arm_and_resource_graph(aksim):
+    cluster = aksim.fleet.clusters[5]
+    aksim.admin("POST", f"clusters/{cluster.key}/change", {"delete": True})
+    client = aksim.container_service(cluster.subscription_id)
+
+    with pytest.raises(ResourceNotFoundError):
+        client.managed_clusters.get(cluster.resource_group, cluster.name)
+    assert cluster.arm_id not in {c.id for c in client.managed_clusters.list()}
+
+
+def test_user_rules_added_to_a_node_make_aks_refuse_and_the_truth_say_so(aksim):
+    cluster = aksim.one(eligible_clean, "eligible clean cluster")
+    nodes = [n.name for n in cluster.nodes() if n.linux][:2]
+    truth = aksim.admin(
+        "POST",
+        f"clusters/{cluster.key}/change",
+        {"userRules": {nodes[0]: ["docker"], nodes[1]: ["fail2ban", "handwritten"]}},
+    )
+
+    assert truth["bpfVethAccepted"] is False
+    assert [n["node"] for n in truth["nodesWithUserRules"]] == sorted(nodes)
+    assert all(
+        rule["rule"].startswith("-A ") for n in truth["nodesWithUserRules"] for rule in n["rules"]
+    )
+    client = aksim.container_service(cluster.subscription_id)
+    body, _ = mode_update(client, cluster, "BpfVeth")
+    with pytest.raises(HttpResponseError) as refused:
+        client.managed_clusters.begin_create_or_update(cluster.resource_group, cluster.name, body)
+    assert refused.value.error.message == IPTABLES_REFUSAL.format(count=2)
+
+
+def test_injected_server_errors_are_retried_by_the_sdk(aksim):
+    cluster = aksim.fleet.clusters[0]
+    aksim.admin("PUT", "faults", {"errorRate": 0.5})
+    recorder = StatusRecorder()
+    client = aksim.container_service(
+        cluster.subscription_id,
+        per_retry_policies=[recorder],
+        retry_policy=RetryPolicy(retry_backoff_factor=0.01, retry_total=20),
+    )
+
+    names = [
+        client.managed_clusters.get(cluster.resource_group, cluster.name).name for _ in range(10)
+    ]
+
+    assert names == [cluster.name] * 10
+    assert {500, 503} & set(recorder.statuses), recorder.statuses
+
+
+def test_a_failing_operation_ends_failed_and_leaves_the_mode(aksim):
+    cluster = aksim.one(eligible_clean, "eligible clean cluster")
+    aksim.admin("PUT", "faults", {"lroFailureRate": 1.0})
+    client = aksim.container_service(cluster.subscription_id, polling_interval=0.2)
+    body, _ = mode_update(client, cluster, "BpfVeth")
+
+    poller = client.managed_clusters.begin_create_or_update(
+        cluster.resource_group, cluster.name, body
+    )
+    with pytest.raises(HttpResponseError):
+        poller.result(timeout=60)
+
+    after = client.managed_clusters.get(cluster.resource_group, cluster.name)
+    assert after.properties.provisioning_state == "Failed"
+    assert (
+        after.properties.network_profile.advanced_networking.performance.acceleration_mode == "None"
+    )
+
+
+def test_a_stuck_operation_stays_in_progress_until_the_fault_is_cleared(aksim):
+    cluster = aksim.one(eligible_clean, "eligible clean cluster")
+    aksim.admin("PUT", "faults", {"stuckOperations": True})
+    client = aksim.container_service(cluster.subscription_id, polling_interval=0.2)
+    body, _ = mode_update(client, cluster, "BpfVeth")
+    poller = client.managed_clusters.begin_create_or_update(
+        cluster.resource_group, cluster.name, body
+    )
+
+    time.sleep(3)  # several times the operation's length at the fixture's time scale
+    assert poller.status() == "InProgress"
+    assert aksim.truth(cluster)["operation"]["status"] == "InProgress"
+
+    aksim.admin("PUT", "faults", {"stuckOperations": False})
+    assert poller.result(timeout=60).properties.provisioning_state == "Succeeded"
+
+
+def test_bad_admin_input_is_refused_with_a_message(aksim):
+    import urllib.error
+
+    cluster = aksim.fleet.clusters[0]
+    for path, body in (
+        (f"clusters/{cluster.key}/change", {"userRules": {"no-such-node": ["docker"]}}),
+        (f"clusters/{cluster.key}/change", {"colour": "blue"}),
+        ("faults", {"errorRate": "lots"}),
+    ):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            aksim.admin("PUT" if path == "faults" else "POST", path, body)
+        assert refused.value.code == 400
+        assert "error" in refused.value.read().decode()
+
+
+def test_reset_brings_back_the_fleet_file(aksim):
+    cluster = aksim.fleet.clusters[2]
+    aksim.admin("POST", f"clusters/{cluster.key}/change", {"delete": True})
+    aksim.admin("PUT", "faults", {"latencyMs": 5})
+
+    aksim.reset()
+
+    assert aksim.truth(cluster)["deleted"] is False
+    assert aksim.admin("GET", "faults")["latencyMs"] == 0
