@@ -7,6 +7,7 @@ seed), never rendered dumps: aksim renders a node's iptables on request (aksim/i
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,6 +109,11 @@ def node_name(pool: Pool, index: int) -> str:
     if pool.os_type == "Windows":
         return f"{pool.name}{index:06d}"  # Windows computer names: pool prefix + index
     return f"aks-{pool.name}-{pool.vmss_id}-vmss{index:06d}"
+
+
+def node_ip(position: int) -> str:
+    """The address of the cluster's node at `position` (in `Cluster.nodes()` order)."""
+    return str(ipaddress.IPv4Address("10.224.0.4") + position)
 
 
 @dataclass

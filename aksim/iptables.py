@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
 
-from aksim.fleetfile import USER_RULE_KINDS, Cluster, Node
+from aksim.fleetfile import USER_RULE_KINDS, Cluster, Node, node_ip
 
 IPTABLES_VERSION = "v1.8.9 (nf_tables)"
 
@@ -209,7 +209,7 @@ def _node_facts(cluster: Cluster, node: Node) -> _Facts:
         swift=swift_chain if swift else None,
         localdns=localdns,
         imds_table=imds_table,
-        node_ip=f"10.224.{rng.randrange(0, 2)}.{rng.randrange(4, 255)}",
+        node_ip=node_ip([n.name for n in cluster.nodes()].index(node.name)),
         pod_cidr=OVERLAY_POD_CIDR if overlay else POD_SUBNET,
         api_server_ip=api_server_ip,
         stamp=stamp.ctime(),  # iptables-save prints ctime(3): "Mon Nov  2 06:00:00 2026"

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from aksim.fleetfile import Cluster, Node
+from aksim.fleetfile import Cluster, Node, node_ip
 from aksim.state import USER_RULES_LABEL, ClusterState, KubeEvent, Simulator
 
 # Entra ID: the AKS server application every cluster token is issued for, and the Azure CLI
@@ -322,7 +322,7 @@ class NodeView:
 
     @property
     def ip(self) -> str:
-        return str(ipaddress.IPv4Address("10.224.0.4") + self.position)
+        return node_ip(self.position)
 
     @property
     def pod_cidr(self) -> str:
