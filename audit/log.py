@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -41,6 +43,29 @@ def _serialise_appends(alias: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_APPEND_LOCK])
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One event to append with `record_many`."""
+
+    action: str
+    object_type: str = ""
+    object_id: str = ""
+    object_label: str = ""
+    before: Any = None
+    after: Any = None
+
+
+def _actor(acting_user: Any) -> tuple[Any, str, context.Context | None]:
+    """The acting user, the actor's name, and the request or task context."""
+    ctx = context.current()
+    user = acting_user if acting_user is not None else (ctx.user() if ctx else None)
+    if user is not None:
+        return user, user.get_username(), ctx
+    if ctx is not None and ctx.get_user is not None:
+        return None, ANONYMOUS, ctx
+    return None, SYSTEM, ctx
+
+
 def record(
     action: str,
     *,
@@ -57,39 +82,49 @@ def record(
     The actor is `acting_user` when given, else the signed-in user of the current request,
     else `anonymous` for a request without one, else `system` (tasks, commands).
     """
-    ctx = context.current()
-    user = acting_user if acting_user is not None else (ctx.user() if ctx else None)
-    if user is not None:
-        actor_name = user.get_username()
-    elif ctx is not None and ctx.get_user is not None:
-        actor_name = ANONYMOUS
-    else:
-        actor_name = SYSTEM
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_label = object_label or str(obj)
+    entry = Entry(action, object_type, object_id, object_label, before, after)
+    return record_many([entry], acting_user=acting_user)[0]
 
+
+def record_many(entries: Iterable[Entry], *, acting_user: Any = None) -> list[AuditEvent]:
+    """Append several events, in order, in the caller's transaction, under one lock.
+
+    For work that changes many objects at once (an inventory sync discovering thousands of
+    clusters): one event per object, chained as if recorded one by one.
+    """
+    user, actor_name, ctx = _actor(acting_user)
+    ip = _IP_FIELD.get_prep_value(ctx.ip) if ctx and ctx.ip else None
     alias = router.db_for_write(AuditEvent)
     with transaction.atomic(using=alias):
         _serialise_appends(alias)
         last = AuditEvent.objects.using(alias).order_by("-seq").values("seq", "hash").first()
-        event = AuditEvent(
-            seq=last["seq"] + 1 if last else 1,
-            at=timezone.now(),
-            actor_id=user.pk if user is not None else None,
-            actor_name=actor_name,
-            # Stored as the column will give it back (IPv6 gets normalised), so it hashes alike.
-            actor_ip=_IP_FIELD.get_prep_value(ctx.ip) if ctx and ctx.ip else None,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            object_label=object_label[:255],
-            before=_plain(before),
-            after=_plain(after),
-            request_id=ctx.request_id if ctx else "",
-            prev_hash=last["hash"] if last else GENESIS,
-        )
-        event.hash = event_hash(event.chain_fields())
-        event.save(using=alias, force_insert=True)
-    return event
+        seq, prev_hash = (last["seq"], last["hash"]) if last else (0, GENESIS)
+        at = timezone.now()
+        events = []
+        for entry in entries:
+            seq += 1
+            event = AuditEvent(
+                seq=seq,
+                at=at,
+                actor_id=user.pk if user is not None else None,
+                actor_name=actor_name,
+                # Stored as the column gives it back (IPv6 is normalised), so it hashes alike.
+                actor_ip=ip,
+                action=entry.action,
+                object_type=entry.object_type,
+                object_id=entry.object_id,
+                object_label=entry.object_label[:255],
+                before=_plain(entry.before),
+                after=_plain(entry.after),
+                request_id=ctx.request_id if ctx else "",
+                prev_hash=prev_hash,
+            )
+            event.hash = event_hash(event.chain_fields())
+            prev_hash = event.hash
+            events.append(event)
+        AuditEvent.objects.using(alias).bulk_create(events, batch_size=1000)
+    return events

@@ -189,6 +189,11 @@ WAVEGATE_HEARTBEAT_SECONDS = env.int("WAVEGATE_HEARTBEAT_SECONDS", default=30)
 WAVEGATE_HEARTBEAT_STALE_SECONDS = env.int("WAVEGATE_HEARTBEAT_STALE_SECONDS", default=120)
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "inventory-sync": {
+        "task": "fleet.sync_inventory",
+        "schedule": float(env.int("WAVEGATE_SYNC_MINUTES", default=15) * 60),
+        "options": {"expires": 60.0 * env.int("WAVEGATE_SYNC_MINUTES", default=15)},
+    },
     "worker-heartbeat": {
         "task": "health.record_heartbeat",
         "schedule": float(WAVEGATE_HEARTBEAT_SECONDS),
@@ -204,6 +209,17 @@ AZURE_CA_BUNDLE = env.str("AZURE_CA_BUNDLE", default="") or None
 AZURE_CREDENTIAL = env.str("AZURE_CREDENTIAL", default="default")  # default | static
 AZURE_STATIC_TOKEN = env.str("AZURE_STATIC_TOKEN", default="")
 
+# --- Inventory -------------------------------------------------------------------------------
+# The tag whose value is a cluster's rollout ring (canary, early, broad, ...).
+WAVEGATE_RING_TAG = env.str("WAVEGATE_RING_TAG", default="ring")
+WAVEGATE_SYNC_MINUTES = env.int("WAVEGATE_SYNC_MINUTES", default=15)
+# Parallel Azure reads during a sync (maintenance configurations).
+WAVEGATE_SYNC_CONCURRENCY = env.int("WAVEGATE_SYNC_CONCURRENCY", default=16)
+# A sync still marked running after this long was abandoned (its worker died).
+WAVEGATE_SYNC_TIMEOUT_SECONDS = env.int("WAVEGATE_SYNC_TIMEOUT_SECONDS", default=3600)
+# Maintenance configurations are re-read this often (Resource Graph does not carry them).
+WAVEGATE_MAINTENANCE_REFRESH_HOURS = env.int("WAVEGATE_MAINTENANCE_REFRESH_HOURS", default=24)
+
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
@@ -213,4 +229,9 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # The Azure SDK logs every request and response at INFO: far too much for a sync.
+        "azure": {"level": env.str("AZURE_LOG_LEVEL", default="WARNING")},
+        "urllib3.connectionpool": {"level": "ERROR"},
+    },
 }

@@ -1,8 +1,15 @@
-"""The fleet inventory's models."""
+"""The fleet inventory: subscriptions, clusters and their node pools as Azure last showed them,
+each cluster's eligibility for BpfVeth, and the record of every inventory sync."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
+
+from fleet.choices import AccelerationMode, SyncStatus, SyncTrigger
 
 
 class FleetPermissions(models.Model):
@@ -20,3 +27,145 @@ class FleetPermissions(models.Model):
 
     def __str__(self) -> str:
         return "fleet permissions"
+
+
+class Subscription(models.Model):
+    subscription_id = models.CharField(max_length=36, unique=True)
+    name = models.CharField(max_length=255)
+    tenant_id = models.CharField(max_length=36, blank=True)
+    state = models.CharField(max_length=32, blank=True)
+    first_seen = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return self.name or self.subscription_id
+
+
+class Cluster(models.Model):
+    # The ARM id, lower-cased: ARM ids are case-insensitive and Azure is not consistent.
+    arm_id = models.CharField(max_length=400, unique=True)
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="clusters"
+    )
+    name = models.CharField(max_length=63, db_index=True)
+    resource_group = models.CharField(max_length=90)
+    location = models.CharField(max_length=64, db_index=True)
+    kubernetes_version = models.CharField(max_length=32, db_index=True)
+    network_plugin = models.CharField(max_length=32, blank=True)
+    network_plugin_mode = models.CharField(max_length=32, blank=True)
+    network_dataplane = models.CharField(max_length=32, blank=True)
+    network_policy = models.CharField(max_length=32, blank=True)
+    acns_enabled = models.BooleanField(default=False)
+    acceleration_mode = models.CharField(
+        max_length=16,
+        choices=AccelerationMode.choices,
+        default=AccelerationMode.NONE,
+        db_index=True,
+    )
+    provisioning_state = models.CharField(max_length=32, blank=True)
+    power_state = models.CharField(max_length=32, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    ring = models.CharField(max_length=64, blank=True, db_index=True)
+    # The maintenance window that governs node reimages: the aksManagedNodeOSUpgradeSchedule
+    # configuration when present, else the `default` one, else none ({}).
+    maintenance_window = models.JSONField(default=dict, blank=True)
+    maintenance_checked_at = models.DateTimeField(null=True, blank=True)
+    private_api_server = models.BooleanField(default=False)
+    entra_id = models.BooleanField(default=False)
+    etag = models.CharField(max_length=64, blank=True)
+    eligible = models.BooleanField(default=False, db_index=True)
+    # [{"field": ..., "reason": ...}] — why BpfVeth cannot be enabled; empty when eligible.
+    eligibility_reasons = models.JSONField(default=list, blank=True)
+    first_seen = models.DateTimeField()
+    changed_at = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+        default_permissions = ()
+        indexes = [
+            models.Index(fields=["subscription", "name"], name="fleet_cluster_sub_name"),
+            models.Index(
+                fields=["eligible", "name"],
+                name="fleet_cluster_live",
+                condition=Q(removed_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def present(self) -> bool:
+        return self.removed_at is None
+
+    def eligibility_summary(self) -> str:
+        if self.eligible:
+            return "Eligible"
+        count = len(self.eligibility_reasons)
+        return f"{count} blocker{'s' if count != 1 else ''}"
+
+
+class NodePool(models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="node_pools")
+    name = models.CharField(max_length=12)
+    mode = models.CharField(max_length=16)
+    os_type = models.CharField(max_length=16)
+    os_sku = models.CharField(max_length=32, blank=True)
+    node_count = models.PositiveIntegerField(default=0)
+    vm_size = models.CharField(max_length=64, blank=True)
+    node_image_version = models.CharField(max_length=128, blank=True)
+    orchestrator_version = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "name"]
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"], name="fleet_nodepool_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name}/{self.name}"
+
+
+class SyncRun(models.Model):
+    """One inventory sync: when, who or what started it, what it found, how it ended."""
+
+    trigger = models.CharField(max_length=16, choices=SyncTrigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # {"subscriptions", "clusters", "discovered", "changed", "removed", "unchanged", "calls"}
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        default_permissions = ()
+        constraints = [
+            # Two syncs never run at once: at most one row may be running.
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=Q(status=SyncStatus.RUNNING),
+                name="fleet_one_running_sync",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"sync {self.pk} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def summary(self) -> dict[str, Any]:
+        return {"status": self.status, "counts": self.counts, "error": self.error}

@@ -1,0 +1,460 @@
+"""The one gateway to Azure. Nothing else in Wavegate imports an Azure SDK.
+
+It builds the SDK clients from settings (endpoint, CA bundle, credential), offers the few typed
+operations Wavegate needs, and turns Azure's exceptions into Wavegate's own (`AzureError` and
+its kinds), each with a message an operator can act on. Production and aksim differ only in
+settings: AZURE_ARM_ENDPOINT, AZURE_CA_BUNDLE, AZURE_CREDENTIAL, AZURE_STATIC_TOKEN.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from azure.core import MatchConditions
+from azure.core.credentials import AccessToken, TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.mgmt.containerservice import ContainerServiceClient
+from azure.mgmt.containerservice import models as cs_models
+from azure.mgmt.core.polling.arm_polling import ARMPolling
+from azure.mgmt.resource.subscriptions import SubscriptionClient
+from azure.mgmt.resourcegraph import ResourceGraphClient
+from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
+from django.conf import settings
+
+# The AKS server application: Entra ID clusters accept tokens for this audience.
+AKS_SERVER_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
+GRAPH_PAGE = 1000  # rows per Resource Graph page (its maximum)
+GRAPH_SUBSCRIPTIONS_PER_QUERY = 1000
+CLUSTERS_QUERY = (
+    "resources"
+    " | where type =~ 'microsoft.containerservice/managedclusters'"
+    " | project id, name, subscriptionId, location, tags, properties"
+    " | order by id asc"
+)
+
+
+# --- Wavegate's own errors ------------------------------------------------------------------
+class AzureError(Exception):
+    """Azure said no, or could not be reached. `str()` is a sentence for the operator."""
+
+    retryable = False
+
+
+class Throttled(AzureError):
+    retryable = True
+
+
+class Unavailable(AzureError):
+    retryable = True
+
+
+class Conflict(AzureError):
+    """Another operation runs on the resource."""
+
+    retryable = True
+
+
+class PreconditionFailed(AzureError):
+    """The resource changed since it was read (stale ETag)."""
+
+
+class NotFound(AzureError):
+    pass
+
+
+class NotAuthorised(AzureError):
+    pass
+
+
+class Refused(AzureError):
+    """AKS refused the request and said why (`code`, and its message as the text)."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _error_code_and_message(exc: HttpResponseError) -> tuple[str, str]:
+    error = exc.error
+    code = str(getattr(error, "code", "") or "")
+    message = str(getattr(error, "message", "") or exc.message or exc)
+    return code, message
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Run an Azure call and raise Wavegate's error kind, saying what was being done."""
+    try:
+        yield
+    except ResourceModifiedError as exc:
+        raise PreconditionFailed(
+            f"{what}: the resource changed since Wavegate read it (ETag mismatch); read it "
+            "again and retry."
+        ) from exc
+    except ResourceNotFoundError as exc:
+        raise NotFound(f"{what}: not found in Azure ({_error_code_and_message(exc)[1]})") from exc
+    except ClientAuthenticationError as exc:
+        raise NotAuthorised(
+            f"{what}: Azure did not accept Wavegate's credential ({exc.message}). Check the "
+            "identity Wavegate runs as and its role assignments."
+        ) from exc
+    except HttpResponseError as exc:
+        code, message = _error_code_and_message(exc)
+        status = exc.status_code or 0
+        if status == 429:
+            raise Throttled(
+                f"{what}: Azure is throttling requests ({message}); retry later."
+            ) from exc
+        if status == 409:
+            raise Conflict(f"{what}: {message}") from exc
+        if status == 412:
+            raise PreconditionFailed(f"{what}: {message}") from exc
+        if status in (401, 403):
+            raise NotAuthorised(f"{what}: Azure refused access ({message}).") from exc
+        if status >= 500:
+            raise Unavailable(f"{what}: Azure answered {status} ({message}); retry later.") from exc
+        raise Refused(f"{what}: {message}", code=code) from exc
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise Unavailable(f"{what}: could not reach Azure ({exc}).") from exc
+
+
+# --- credentials ----------------------------------------------------------------------------
+class StaticTokenCredential:
+    """AZURE_CREDENTIAL=static: one fixed ARM token (aksim accepts any), and for the AKS server
+    scope an unsigned token with the right audience, which aksim's Entra ID clusters accept."""
+
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("AZURE_CREDENTIAL=static needs AZURE_STATIC_TOKEN")
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        expires = int(time.time()) + 3600
+        if any(s.startswith(AKS_SERVER_SCOPE.split("/")[0]) for s in scopes):
+            return AccessToken(_unsigned_jwt(AKS_SERVER_SCOPE.split("/")[0], expires), expires)
+        return AccessToken(self.token, expires)
+
+
+def _unsigned_jwt(audience: str, expires: int) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'aud': audience, 'exp': expires})}.x"
+
+
+def make_credential() -> TokenCredential:
+    if settings.AZURE_CREDENTIAL == "static":
+        return StaticTokenCredential(settings.AZURE_STATIC_TOKEN)
+    if settings.AZURE_CREDENTIAL == "default":
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
+    raise ValueError(
+        f"AZURE_CREDENTIAL must be 'default' or 'static', not {settings.AZURE_CREDENTIAL!r}"
+    )
+
+
+# --- what Wavegate reads --------------------------------------------------------------------
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    subscription_id: str
+    name: str
+    tenant_id: str
+    state: str
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    name: str
+    mode: str
+    os_type: str
+    os_sku: str
+    node_count: int
+    vm_size: str
+    node_image_version: str
+    orchestrator_version: str
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    arm_id: str  # lower-cased
+    subscription_id: str
+    resource_group: str
+    name: str
+    location: str
+    kubernetes_version: str
+    network_plugin: str
+    network_plugin_mode: str
+    network_dataplane: str
+    network_policy: str
+    acns_enabled: bool
+    acceleration_mode: str
+    provisioning_state: str
+    power_state: str
+    tags: dict[str, str]
+    private_api_server: bool
+    entra_id: bool
+    pools: tuple[PoolInfo, ...] = field(default=())
+
+    @classmethod
+    def from_graph_row(cls, row: dict[str, Any]) -> ClusterInfo:
+        """From a Resource Graph row ({id, name, subscriptionId, location, tags, properties})."""
+        props = row.get("properties") or {}
+        network = props.get("networkProfile") or {}
+        advanced = network.get("advancedNetworking") or {}
+        arm_id = str(row["id"])
+        match = re.search(r"/resourcegroups/([^/]+)/", arm_id, re.IGNORECASE)
+        return cls(
+            arm_id=arm_id.lower(),
+            subscription_id=str(row.get("subscriptionId") or ""),
+            # The id keeps the group's case; Resource Graph's resourceGroup column does not.
+            resource_group=match.group(1) if match else "",
+            name=str(row.get("name") or ""),
+            location=str(row.get("location") or ""),
+            kubernetes_version=str(
+                props.get("currentKubernetesVersion") or props.get("kubernetesVersion") or ""
+            ),
+            network_plugin=str(network.get("networkPlugin") or ""),
+            network_plugin_mode=str(network.get("networkPluginMode") or ""),
+            network_dataplane=str(network.get("networkDataplane") or ""),
+            network_policy=str(network.get("networkPolicy") or ""),
+            acns_enabled=bool(advanced.get("enabled")),
+            acceleration_mode=str(
+                (advanced.get("performance") or {}).get("accelerationMode") or "None"
+            ),
+            provisioning_state=str(props.get("provisioningState") or ""),
+            power_state=str((props.get("powerState") or {}).get("code") or ""),
+            tags={str(k): str(v) for k, v in (row.get("tags") or {}).items()},
+            private_api_server=bool(
+                (props.get("apiServerAccessProfile") or {}).get("enablePrivateCluster")
+            ),
+            entra_id=bool((props.get("aadProfile") or {}).get("managed")),
+            pools=tuple(
+                PoolInfo(
+                    name=str(p.get("name") or ""),
+                    mode=str(p.get("mode") or ""),
+                    os_type=str(p.get("osType") or ""),
+                    os_sku=str(p.get("osSKU") or ""),
+                    node_count=int(p.get("count") or 0),
+                    vm_size=str(p.get("vmSize") or ""),
+                    node_image_version=str(p.get("nodeImageVersion") or ""),
+                    orchestrator_version=str(
+                        p.get("currentOrchestratorVersion") or p.get("orchestratorVersion") or ""
+                    ),
+                )
+                for p in props.get("agentPoolProfiles") or []
+            ),
+        )
+
+
+class _CallCounter(SansIOHTTPPolicy):
+    """Counts every request sent (retries included) by kind, for sync records and the bench."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def on_response(self, request: Any, response: Any) -> None:
+        http = request.http_request
+        path = http.url.split("?")[0]
+        kind = (
+            "graph"
+            if path.endswith("/providers/Microsoft.ResourceGraph/resources")
+            else "reads"
+            if http.method == "GET"
+            else "writes"
+        )
+        with self.lock:
+            self.counts[kind] += 1
+            if response.http_response.status_code == 429:
+                self.counts["throttled"] += 1
+            elif response.http_response.status_code >= 500:
+                self.counts["server_errors"] += 1
+
+
+class Azure:
+    """Wavegate's typed operations on Azure, over the real SDK clients."""
+
+    def __init__(self, credential: TokenCredential | None = None) -> None:
+        self.credential = credential or make_credential()
+        self.endpoint = settings.AZURE_ARM_ENDPOINT.rstrip("/")
+        self.calls = _CallCounter()
+        self._clients: dict[str, ContainerServiceClient] = {}
+        self._lock = threading.Lock()
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "credential": self.credential,
+            "base_url": self.endpoint,
+            "connection_verify": settings.AZURE_CA_BUNDLE or True,
+            "credential_scopes": [f"{self.endpoint}/.default"],
+            "per_retry_policies": [self.calls],
+        }
+
+    def containers(self, subscription_id: str) -> ContainerServiceClient:
+        with self._lock:
+            client = self._clients.get(subscription_id)
+            if client is None:
+                client = ContainerServiceClient(subscription_id=subscription_id, **self._common())
+                self._clients[subscription_id] = client
+            return client
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    # --- reads ---------------------------------------------------------------------------
+    def list_subscriptions(self) -> list[SubscriptionInfo]:
+        with translated("Listing subscriptions"):
+            client = SubscriptionClient(**self._common())
+            return [
+                SubscriptionInfo(
+                    subscription_id=str(s.subscription_id),
+                    name=str(s.display_name or s.subscription_id),
+                    tenant_id=str(s.tenant_id or ""),
+                    state=str(s.state or ""),
+                )
+                for s in client.subscriptions.list()
+            ]
+
+    def query_clusters(self, subscription_ids: list[str]) -> Iterator[ClusterInfo]:
+        """Every managed cluster in these subscriptions, from Resource Graph, page by page."""
+        graph = ResourceGraphClient(**self._common())
+        for start in range(0, len(subscription_ids), GRAPH_SUBSCRIPTIONS_PER_QUERY):
+            batch = subscription_ids[start : start + GRAPH_SUBSCRIPTIONS_PER_QUERY]
+            token = None
+            while True:
+                with translated("Querying Resource Graph for clusters"):
+                    answer = graph.resources(
+                        QueryRequest(
+                            subscriptions=batch,
+                            query=CLUSTERS_QUERY,
+                            options=QueryRequestOptions(skip_token=token, top=GRAPH_PAGE),
+                        )
+                    )
+                rows: list[dict[str, Any]] = answer.data or []  # type: ignore[assignment]
+                for row in rows:
+                    yield ClusterInfo.from_graph_row(row)
+                token = answer.skip_token
+                if not token:
+                    break
+
+    def maintenance_window(
+        self, subscription_id: str, resource_group: str, name: str
+    ) -> dict[str, Any]:
+        """The window that governs node reimages: aksManagedNodeOSUpgradeSchedule, else the
+        `default` configuration, else {} (no window: any time)."""
+        with translated(f"Reading maintenance configurations of {name}"):
+            configs = {
+                str(c.name): c
+                for c in self.containers(
+                    subscription_id
+                ).maintenance_configurations.list_by_managed_cluster(resource_group, name)
+            }
+        for preferred in ("aksManagedNodeOSUpgradeSchedule", "default"):
+            config = configs.get(preferred)
+            if config is not None:
+                return {"name": preferred, "properties": config.as_dict().get("properties", {})}
+        return {}
+
+    def get_cluster(
+        self, subscription_id: str, resource_group: str, name: str
+    ) -> cs_models.ManagedCluster:
+        with translated(f"Reading cluster {name}"):
+            return self.containers(subscription_id).managed_clusters.get(resource_group, name)
+
+    def user_kubeconfig(
+        self, subscription_id: str, resource_group: str, name: str
+    ) -> dict[str, Any]:
+        with translated(f"Getting credentials of {name}"):
+            result = self.containers(
+                subscription_id
+            ).managed_clusters.list_cluster_user_credentials(resource_group, name)
+        value = result.kubeconfigs[0].value if result.kubeconfigs else None
+        if not value:
+            raise Refused(f"Getting credentials of {name}: Azure returned no kubeconfig.")
+        raw = value if isinstance(value, bytes) else base64.b64decode(value)
+        config = yaml.safe_load(raw)
+        if not isinstance(config, dict):
+            raise Refused(f"Getting credentials of {name}: the kubeconfig is not readable.")
+        return config
+
+    def kubernetes_token(self) -> str:
+        """A token for Entra ID clusters' API servers (instead of running kubelogin)."""
+        with translated("Getting a token for the AKS server"):
+            return self.credential.get_token(AKS_SERVER_SCOPE).token
+
+    # --- the change ----------------------------------------------------------------------
+    def begin_set_acceleration_mode(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        mode: str,
+        *,
+        etag: str | None,
+        request_id: str,
+    ) -> str:
+        """GET-then-PUT the cluster with `mode`; returns the operation's continuation token."""
+        client = self.containers(subscription_id)
+        with translated(f"Reading cluster {name}"):
+            cluster = client.managed_clusters.get(resource_group, name)
+        network = cluster.properties.network_profile if cluster.properties else None
+        if network is None:
+            raise Refused(f"Cluster {name} has no network profile to change.")
+        advanced = network.advanced_networking or cs_models.AdvancedNetworking()
+        advanced.enabled = True if mode == "BpfVeth" else advanced.enabled
+        advanced.performance = cs_models.AdvancedNetworkingPerformance(acceleration_mode=mode)
+        network.advanced_networking = advanced
+        with translated(f"Setting the acceleration mode of {name} to {mode}"):
+            poller = client.managed_clusters.begin_create_or_update(
+                resource_group,
+                name,
+                cluster,
+                etag=etag or cluster.e_tag,
+                match_condition=MatchConditions.IfNotModified,
+                headers={"x-ms-client-request-id": request_id},
+            )
+        return str(poller.continuation_token())
+
+    def operation_status(
+        self, subscription_id: str, resource_group: str, name: str, token: str
+    ) -> str:
+        """Resume the operation from its continuation token and read its status once:
+        'InProgress', 'Succeeded', 'Failed' or 'Canceled'. Never sleeps, never re-sends the PUT."""
+        client = self.containers(subscription_id)
+        with translated(f"Reading the operation on {name}"):
+            poller = client.managed_clusters.begin_create_or_update(  # type: ignore[call-overload]
+                resource_group, name, None, continuation_token=token, polling=_OneStatusRead()
+            )
+            poller.wait()
+            method = poller.polling_method()
+            return str(method.status())
+
+
+class _OneStatusRead(ARMPolling):
+    """ARMPolling that reads the operation's status once per resume instead of looping until
+    it ends, so a Celery task advances an operation by one read and re-schedules itself."""
+
+    def run(self) -> None:
+        if not self.finished():
+            self.update_status()

@@ -1,0 +1,22 @@
+"""Status values of the fleet app, as choice classes."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class AccelerationMode(models.TextChoices):
+    NONE = "None", "None"
+    BPFVETH = "BpfVeth", "BpfVeth"
+
+
+class SyncStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class SyncTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    BUTTON = "button", "Sync now"
+    COMMAND = "command", "Command line"
