@@ -248,12 +248,16 @@ def routes(sim: Simulator) -> list[Route]:
         sim.reset()
         return JSONResponse({"reset": True, "clusters": len(sim.clusters)})
 
+    def stats(request: Request) -> Response:
+        return JSONResponse(dict(sim.requests))
+
     def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "clusters": len(sim.clusters)})
 
     return [
         Route("/healthz", health, methods=["GET"]),
         Route("/puts", puts, methods=["GET"]),
+        Route("/stats", stats, methods=["GET"]),
         Route("/clusters", clusters, methods=["GET"]),
         Route("/clusters/{key}", cluster, methods=["GET"]),
         Route("/clusters/{key}/change", change, methods=["POST"]),

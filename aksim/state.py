@@ -11,6 +11,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +154,8 @@ class Simulator:
         self.by_arm_id: dict[str, ClusterState] = {}
         self.operations: dict[str, Operation] = {}
         self.buckets = Buckets()
+        # ARM requests answered, by kind (reads, writes, graph, throttled), for tests and benches.
+        self.requests: Counter[str] = Counter()
         self._pristine = fleet.to_json()
         self.reset()
 
@@ -164,6 +167,7 @@ class Simulator:
             self.fleet = fleet
             self.faults = Faults()
             self.buckets.clear()
+            self.requests.clear()
             self.puts = []
             self.operations = {}
             self.clusters = {}

@@ -14,6 +14,7 @@ from django.utils import timezone
 from audit import context
 from audit.chain import GENESIS, event_hash
 from audit.models import AuditEvent
+from config.bulk import insert_rows
 
 SYSTEM = "system"
 ANONYMOUS = "anonymous"
@@ -126,5 +127,5 @@ def record_many(entries: Iterable[Entry], *, acting_user: Any = None) -> list[Au
             event.hash = event_hash(event.chain_fields())
             prev_hash = event.hash
             events.append(event)
-        AuditEvent.objects.using(alias).bulk_create(events, batch_size=1000)
+        insert_rows(AuditEvent, events)
     return events

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 
 from audit.chain import HASHED_FIELDS
+from config.fields import JSONField
 
 
 class AuditEvent(models.Model):
@@ -30,8 +31,8 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=100, blank=True)
     object_id = models.CharField(max_length=255, blank=True)
     object_label = models.CharField(max_length=255, blank=True)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
+    before = JSONField(null=True, blank=True)
+    after = JSONField(null=True, blank=True)
     request_id = models.CharField(max_length=128, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from config.fields import JSONField
 from fleet.choices import AccelerationMode, SyncStatus, SyncTrigger
 
 
@@ -68,18 +69,18 @@ class Cluster(models.Model):
     )
     provisioning_state = models.CharField(max_length=32, blank=True)
     power_state = models.CharField(max_length=32, blank=True)
-    tags = models.JSONField(default=dict, blank=True)
+    tags = JSONField(default=dict, blank=True)
     ring = models.CharField(max_length=64, blank=True, db_index=True)
     # The maintenance window that governs node reimages: the aksManagedNodeOSUpgradeSchedule
     # configuration when present, else the `default` one, else none ({}).
-    maintenance_window = models.JSONField(default=dict, blank=True)
+    maintenance_window = JSONField(default=dict, blank=True)
     maintenance_checked_at = models.DateTimeField(null=True, blank=True)
     private_api_server = models.BooleanField(default=False)
     entra_id = models.BooleanField(default=False)
     etag = models.CharField(max_length=64, blank=True)
     eligible = models.BooleanField(default=False, db_index=True)
     # [{"field": ..., "reason": ...}] — why BpfVeth cannot be enabled; empty when eligible.
-    eligibility_reasons = models.JSONField(default=list, blank=True)
+    eligibility_reasons = JSONField(default=list, blank=True)
     first_seen = models.DateTimeField()
     changed_at = models.DateTimeField()
     removed_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -143,7 +144,7 @@ class SyncRun(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     # {"subscriptions", "clusters", "discovered", "changed", "removed", "unchanged", "calls"}
-    counts = models.JSONField(default=dict, blank=True)
+    counts = JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:

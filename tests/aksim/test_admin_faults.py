@@ -67,7 +67,7 @@ def test_injected_server_errors_are_retried_by_the_sdk(aksim):
     client = aksim.container_service(
         cluster.subscription_id,
         per_retry_policies=[recorder],
-        retry_policy=RetryPolicy(retry_backoff_factor=0.01, retry_total=20),
+        retry_policy=RetryPolicy(retry_backoff_factor=0.01, retry_total=20, retry_status=20),
     )
 
     names = [

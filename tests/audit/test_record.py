@@ -95,3 +95,29 @@ def test_deleting_a_user_leaves_their_events_untouched():
     assert stored.actor_name == "leaver"
     assert stored.actor_id == event.actor_id
     assert verify_stored_chain().intact
+
+
+def test_a_batch_is_chained_as_if_recorded_one_by_one_and_rolls_back_whole():
+    first = audit.record("test.before_batch")
+    events = audit.record_many(
+        [
+            audit.Entry("test.batch", "test.thing", str(n), f"thing {n}", after={"n": n})
+            for n in range(5)
+        ]
+    )
+
+    assert [e.seq for e in events] == list(range(first.seq + 1, first.seq + 6))
+    assert events[0].prev_hash == first.hash
+    assert verify_stored_chain().intact
+
+    class Refused(Exception):
+        pass
+
+    def batch_then_fail() -> None:
+        with transaction.atomic():
+            audit.record_many([audit.Entry("test.doomed")] * 3)
+            raise Refused
+
+    with pytest.raises(Refused):
+        batch_then_fail()
+    assert not AuditEvent.objects.filter(action="test.doomed").exists()

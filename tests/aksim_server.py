@@ -1,4 +1,5 @@
-"""An aksim server process for the fidelity tests, and the real Azure SDK clients pointed at it.
+"""Fixtures: an aksim server process, and the real Azure SDK clients pointed at it (a pytest
+plugin loaded by tests/conftest.py, for the aksim fidelity tests and the fleet tests).
 
 The clients are configured exactly as Wavegate configures them for Azure, but for the ARM
 endpoint, aksim's CA and a static bearer token.
@@ -24,7 +25,7 @@ from azure.mgmt.resourcegraph import ResourceGraphClient
 
 from aksim.fleetfile import Cluster, Fleet
 from aksim.generate import generate_fleet
-from tests.processes import ROOT, Process, wait_until
+from tests.processes import Process, wait_until
 
 FLEET_CLUSTERS = 60
 FLEET_SUBSCRIPTIONS = 3
@@ -156,4 +157,11 @@ def aksim(aksim_server: Aksim) -> Aksim:
     return aksim_server
 
 
-ROOT_DIR = ROOT
+@pytest.fixture
+def wavegate_on_aksim(aksim: Aksim, settings) -> Aksim:
+    """Wavegate's Azure settings pointed at the (reset) aksim, as `make run` points them."""
+    settings.AZURE_ARM_ENDPOINT = aksim.endpoint
+    settings.AZURE_CA_BUNDLE = aksim.ca
+    settings.AZURE_CREDENTIAL = "static"
+    settings.AZURE_STATIC_TOKEN = "wavegate-test"
+    return aksim

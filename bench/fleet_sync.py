@@ -1,0 +1,189 @@
+"""Inventory at 10,000 clusters: sync time against its floor, re-sync time, page server times.
+
+The floor is the least time the sync's own Azure calls need under aksim's quotas (Azure's:
+ARM reads 250 burst + 25/s per subscription, Resource Graph 15 per 5 s) with zero processing
+cost and unlimited parallelism, computed from the calls the sync actually made.
+Run by `make bench`; uses its own PostgreSQL database (wavegate_bench), created and dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DB = "wavegate_bench"
+ADMIN_URL = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+CLUSTERS, SUBSCRIPTIONS, SEED = 10_000, 200, 1
+ARM_BURST, ARM_RATE = 250, 25.0
+GRAPH_BURST, GRAPH_RATE = 15, 3.0
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", f"{ADMIN_URL}/postgres", "-q", "-c", sql], check=True)
+
+
+def floor_seconds(reads_by_subscription: dict[str, int], graph_queries: int) -> float:
+    arm = max((max(0, n - ARM_BURST) / ARM_RATE for n in reads_by_subscription.values()), default=0)
+    graph = max(0, graph_queries - GRAPH_BURST) / GRAPH_RATE
+    return max(arm, graph)
+
+
+def start_aksim(work: Path) -> tuple[subprocess.Popen[bytes], dict]:
+    fleet = work / "fleet.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aksim",
+            "generate",
+            "--clusters",
+            str(CLUSTERS),
+            "--subscriptions",
+            str(SUBSCRIPTIONS),
+            "--seed",
+            str(SEED),
+            "-o",
+            str(fleet),
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    ready = work / "ready.json"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aksim",
+            "serve",
+            "--fleet",
+            str(fleet),
+            "--port",
+            "0",
+            "--ready-file",
+            str(ready),
+            "--state-dir",
+            str(work),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    while not ready.exists():
+        if server.poll() is not None:
+            raise SystemExit("aksim exited during start-up")
+        time.sleep(0.1)
+    return server, json.loads(ready.read_text())
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="wavegate-bench-"))
+    server, info = start_aksim(work)
+    psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    psql(f"CREATE DATABASE {BENCH_DB}")
+    os.environ.update(
+        DATABASE_URL=f"{ADMIN_URL}/{BENCH_DB}",
+        DJANGO_SETTINGS_MODULE="config.settings",
+        AZURE_ARM_ENDPOINT=info["endpoint"],
+        AZURE_CA_BUNDLE=info["ca"],
+        AZURE_CREDENTIAL="static",
+        AZURE_STATIC_TOKEN="bench",
+        LOG_LEVEL="WARNING",
+        WAVEGATE_VAR_DIR=str(work),
+        DJANGO_ALLOWED_HOSTS="testserver,localhost",
+    )
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        measure(info)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        server.terminate()
+        server.wait(timeout=30)
+        psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def measure(info: dict) -> None:
+    from fleet.azure import Azure
+    from fleet.models import Cluster, NodePool
+    from fleet.sync import run_sync
+
+    azure = Azure()
+    started = time.perf_counter()
+    run = run_sync("command", azure=azure)
+    elapsed = time.perf_counter() - started
+    assert run.status == "succeeded", run.error
+    calls = run.counts["calls"]
+    floor = floor_seconds(dict(azure.calls.reads_by_subscription), calls.get("graph", 0))
+    print(
+        f"first sync: {elapsed:.1f} s for {Cluster.objects.count()} clusters and "
+        f"{NodePool.objects.count()} node pools; calls {calls}"
+    )
+    print(
+        f"  floor under Azure's quotas from those calls: {floor:.1f} s; "
+        f"ratio {elapsed / floor if floor else float('inf'):.2f}x (target <= 2x)"
+    )
+
+    azure = Azure()
+    started = time.perf_counter()
+    run = run_sync("command", azure=azure)
+    elapsed = time.perf_counter() - started
+    print(
+        f"re-sync with nothing changed: {elapsed:.1f} s; {run.counts['unchanged']} unchanged, "
+        f"{run.counts['changed']} changed; calls {run.counts['calls']}"
+    )
+    pages()
+
+
+def pages() -> None:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-viewer")
+    user.groups.add(Group.objects.get(name="viewer"))
+    client = Client()
+    client.force_login(user)
+    for label, url in (
+        ("overview /", "/"),
+        ("cluster list /clusters/", "/clusters/"),
+        ("cluster list, 200 per page", "/clusters/?per_page=200"),
+        (
+            "cluster list, blocked, sorted by version",
+            "/clusters/?eligibility=blocked&sort=-version",
+        ),
+        ("cluster list, search", "/clusters/?q=payments"),
+    ):
+        times = []
+        for _ in range(40):
+            started = time.perf_counter()
+            response = client.get(url)
+            times.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, (url, response.status_code)
+        with CaptureQueriesContext(connection) as queries:
+            client.get(url)
+        times.sort()
+        p95 = times[int(len(times) * 0.95) - 1]
+        print(
+            f"{label}: p50 {statistics.median(times):.1f} ms, p95 {p95:.1f} ms "
+            f"(target p95 <= 100 ms), {len(queries)} SQL queries"
+        )
+
+
+if __name__ == "__main__":
+    main()

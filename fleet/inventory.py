@@ -1,0 +1,244 @@
+"""Questions the inventory pages ask: how the fleet divides up, what the cluster list may be
+filtered and sorted by, and which clusters one filtering selects.
+
+Each answer is a fixed number of queries however large the fleet: aggregates, never a query
+per cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlencode
+
+from django.core.cache import cache
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from audit.models import AuditEvent
+from fleet.choices import AccelerationMode
+from fleet.models import Cluster, NodePool, SyncRun
+
+T = TypeVar("T")
+
+# The ring filter's value for clusters without a ring tag (a tag value cannot be empty).
+NO_RING = "(none)"
+
+# Sort key → the columns it orders by, ascending; "-key" reverses the first one.
+# Clusters tie-break on name, then id, so pages never shuffle.
+SORTS: dict[str, tuple[str, str]] = {
+    "name": ("name", "Name"),
+    "subscription": ("subscription__name", "Subscription"),
+    "region": ("location", "Region"),
+    # Text order: right for AKS versions within one minor digit count (1.3x.y), not a semver.
+    "version": ("kubernetes_version", "Version"),
+    "ring": ("ring", "Ring"),
+    # Eligible first when ascending.
+    "eligibility": ("-eligible", "Eligibility"),
+}
+DEFAULT_SORT = "name"
+
+_MINOR = re.compile(r"^(\d+)\.(\d+)(?:\.|$)")
+
+
+def minor_version(version: str) -> str:
+    """ "1.33.2" → "1.33"; a version Wavegate does not understand stays as it is."""
+    match = _MINOR.match(version)
+    return f"{match.group(1)}.{match.group(2)}" if match else version
+
+
+def _version_order(minor: str) -> tuple[int, tuple[int, ...], str]:
+    match = _MINOR.match(minor)
+    return (0, (int(match.group(1)), int(match.group(2))), "") if match else (1, (), minor)
+
+
+def present_clusters() -> QuerySet[Cluster]:
+    return Cluster.objects.filter(removed_at__isnull=True)
+
+
+# --- the overview ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tally:
+    """So many present clusters share this value; `query` lists them on the cluster list."""
+
+    label: str
+    count: int
+    query: str
+
+
+@dataclass(frozen=True)
+class FleetCounts:
+    total: int
+    by_eligibility: list[Tally]
+    by_mode: list[Tally]
+    by_subscription: list[Tally]
+    by_region: list[Tally]
+    by_ring: list[Tally]
+
+
+def _inventory_version() -> str:
+    """Changes whenever a sync starts or finishes: the inventory changes only through syncs.
+    (Changes made by other work show within CACHE_SECONDS.)"""
+    last = SyncRun.objects.order_by("-pk").values_list("pk", "status").first()
+    return f"{last[0]}:{last[1]}" if last else "empty"
+
+
+CACHE_SECONDS = 30
+
+
+def _cached(name: str, compute: Callable[[], T]) -> T:
+    """Aggregates over every cluster cost tens of milliseconds at 10,000 clusters; they are
+    kept per inventory version, so pages stay fast and never show another sync's figures."""
+    key = f"fleet:{name}:{_inventory_version()}"
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, CACHE_SECONDS)
+    return value
+
+
+def fleet_counts() -> FleetCounts:
+    """Present clusters by eligibility, acceleration mode, subscription, region and ring."""
+    return _cached("counts", _fleet_counts)
+
+
+def _fleet_counts() -> FleetCounts:
+    present = present_clusters()
+    totals = present.aggregate(total=Count("id"), eligible=Count("id", filter=Q(eligible=True)))
+    total, eligible = totals["total"], totals["eligible"]
+    modes = dict(present.values_list("acceleration_mode").annotate(n=Count("id")).order_by())
+    subscriptions = (
+        present.values_list("subscription_id", "subscription__name")
+        .annotate(n=Count("id"))
+        .order_by("subscription__name")
+    )
+    regions = present.values_list("location").annotate(n=Count("id")).order_by("location")
+    rings = present.values_list("ring").annotate(n=Count("id")).order_by("ring")
+    return FleetCounts(
+        total=total,
+        by_eligibility=[
+            Tally("Eligible", eligible, urlencode({"eligibility": "eligible"})),
+            Tally("Blocked", total - eligible, urlencode({"eligibility": "blocked"})),
+        ],
+        # Every mode, even at zero: "BpfVeth 0" is the news before a rollout.
+        by_mode=[
+            Tally(str(label), modes.get(value, 0), urlencode({"mode": value}))
+            for value, label in AccelerationMode.choices
+        ],
+        by_subscription=[
+            Tally(name, n, urlencode({"subscription": pk})) for pk, name, n in subscriptions
+        ],
+        by_region=[Tally(region, n, urlencode({"region": region})) for region, n in regions],
+        by_ring=[
+            Tally(ring or "(no ring)", n, urlencode({"ring": ring or NO_RING})) for ring, n in rings
+        ],
+    )
+
+
+def recent_syncs(limit: int = 5) -> list[SyncRun]:
+    return list(SyncRun.objects.select_related("requested_by").order_by("-started_at")[:limit])
+
+
+# --- the cluster list --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FilterChoices:
+    """The values the cluster list offers to filter by: those some cluster has."""
+
+    subscriptions: list[tuple[int, str]]
+    regions: list[str]
+    rings: list[str]
+    versions: list[str]  # minor versions, "1.33"
+
+
+def filter_choices() -> FilterChoices:
+    return _cached("choices", _filter_choices)
+
+
+def _filter_choices() -> FilterChoices:
+    """Four small aggregate queries over every cluster, removed ones included (they can be
+    listed too, with removed=1)."""
+    clusters = Cluster.objects.order_by()
+    subscriptions = list(
+        clusters.values_list("subscription_id", "subscription__name")
+        .distinct()
+        .order_by("subscription__name", "subscription_id")
+    )
+    regions = list(clusters.values_list("location", flat=True).distinct().order_by("location"))
+    rings = list(clusters.values_list("ring", flat=True).distinct().order_by("ring"))
+    versions = {
+        minor_version(v) for v in clusters.values_list("kubernetes_version", flat=True).distinct()
+    }
+    return FilterChoices(
+        subscriptions=subscriptions,
+        regions=regions,
+        rings=[ring or NO_RING for ring in rings],
+        versions=sorted(versions, key=_version_order),
+    )
+
+
+@dataclass(frozen=True)
+class ClusterQuery:
+    """One selection of the cluster list; every field already checked (fleet.forms)."""
+
+    search: str = ""
+    subscription: int | None = None
+    region: str = ""
+    ring: str = ""
+    version: str = ""  # a minor version, "1.33"
+    eligibility: str = ""  # "eligible", "blocked" or "" for both
+    mode: str = ""
+    include_removed: bool = False
+    sort: str = DEFAULT_SORT  # a key of SORTS, "-" in front for descending
+
+
+def list_clusters(query: ClusterQuery) -> QuerySet[Cluster]:
+    """The clusters `query` selects, in its order, each with `pool_count` — one query a page."""
+    # A correlated subquery, not a JOIN + GROUP BY: PostgreSQL then counts pools only for the
+    # page's rows, and the paginator's COUNT(*) needs no join at all.
+    pools = (
+        NodePool.objects.filter(cluster=OuterRef("pk"))
+        .order_by()
+        .values("cluster")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    clusters = Cluster.objects.select_related("subscription").annotate(
+        pool_count=Coalesce(Subquery(pools), 0)
+    )
+    if not query.include_removed:
+        clusters = clusters.filter(removed_at__isnull=True)
+    if query.search:
+        clusters = clusters.filter(name__icontains=query.search)
+    if query.subscription is not None:
+        clusters = clusters.filter(subscription_id=query.subscription)
+    if query.region:
+        clusters = clusters.filter(location=query.region)
+    if query.ring:
+        clusters = clusters.filter(ring="" if query.ring == NO_RING else query.ring)
+    if query.version:
+        clusters = clusters.filter(
+            Q(kubernetes_version=query.version)
+            | Q(kubernetes_version__startswith=query.version + ".")
+        )
+    if query.eligibility:
+        clusters = clusters.filter(eligible=query.eligibility == "eligible")
+    if query.mode:
+        clusters = clusters.filter(acceleration_mode=query.mode)
+    return clusters.order_by(*ordering(query.sort))
+
+
+def ordering(sort: str) -> list[str]:
+    key = sort.removeprefix("-")
+    column = SORTS.get(key, SORTS[DEFAULT_SORT])[0]
+    if sort.startswith("-"):
+        column = column.removeprefix("-") if column.startswith("-") else f"-{column}"
+    return [column, "name", "pk"] if key != "name" else [column, "pk"]
+
+
+# --- one cluster -------------------------------------------------------------------------------
+def audit_trail(cluster: Cluster, limit: int = 20) -> list[AuditEvent]:
+    """The cluster's latest audit events, newest first."""
+    events = AuditEvent.objects.filter(object_type="fleet.cluster", object_id=str(cluster.pk))
+    return list(events.order_by("-seq")[:limit])

@@ -1,0 +1,129 @@
+"""Plain functions that make inventory rows for tests, each with sensible defaults.
+
+A cluster's eligibility is worked out by fleet.eligibility from what it is made with, exactly
+as the sync does, unless the test says otherwise: `make_cluster(kubernetes_version="1.31.4")`
+is blocked for the reason an operator would read.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from django.utils import timezone
+
+from fleet.choices import SyncStatus, SyncTrigger
+from fleet.eligibility import blockers
+from fleet.models import Cluster, NodePool, Subscription, SyncRun
+
+_serial = itertools.count(1)
+
+
+def make_subscription(**fields: Any) -> Subscription:
+    n = next(_serial)
+    values: dict[str, Any] = {
+        "subscription_id": f"00000000-0000-4000-8000-{n:012d}",
+        "name": f"sub-{n:03d}",
+        "tenant_id": "11111111-1111-4111-8111-111111111111",
+        "state": "Enabled",
+        "first_seen": timezone.now(),
+    }
+    values.update(fields)
+    return Subscription.objects.create(**values)
+
+
+def pool_values(**fields: Any) -> dict[str, Any]:
+    """One eligible Linux node pool's fields (name chosen by `make_cluster` when absent)."""
+    values: dict[str, Any] = {
+        "mode": "System",
+        "os_type": "Linux",
+        "os_sku": "AzureLinux",
+        "node_count": 3,
+        "vm_size": "Standard_D4s_v5",
+        "node_image_version": "AKSAzureLinux-V3gen2-202510.01.0",
+        "orchestrator_version": "1.33.2",
+    }
+    values.update(fields)
+    return values
+
+
+def make_cluster(
+    *,
+    subscription: Subscription | None = None,
+    pools: int | Sequence[dict[str, Any]] = 1,
+    **fields: Any,
+) -> Cluster:
+    """A present cluster, eligible by default; `pools` is a count of default pools or a list
+    of each pool's overrides."""
+    n = next(_serial)
+    subscription = subscription or make_subscription()
+    name = fields.pop("name", f"aks-{n:04d}")
+    resource_group = fields.pop("resource_group", f"rg-{name}")
+    now = timezone.now()
+    values: dict[str, Any] = {
+        "arm_id": (
+            f"/subscriptions/{subscription.subscription_id}/resourcegroups/{resource_group}"
+            f"/providers/microsoft.containerservice/managedclusters/{name}"
+        ).lower(),
+        "name": name,
+        "resource_group": resource_group,
+        "location": "westeurope",
+        "kubernetes_version": "1.33.2",
+        "network_plugin": "azure",
+        "network_plugin_mode": "overlay",
+        "network_dataplane": "cilium",
+        "network_policy": "cilium",
+        "acns_enabled": True,
+        "provisioning_state": "Succeeded",
+        "power_state": "Running",
+        "tags": {"ring": "broad"},
+        "ring": "broad",
+        "first_seen": now,
+        "changed_at": now,
+    }
+    values.update(fields)
+    overrides = [{} for _ in range(pools)] if isinstance(pools, int) else list(pools)
+    pool_rows = [
+        NodePool(**pool_values(**{"name": f"pool{i + 1}", **override}))
+        for i, override in enumerate(overrides)
+    ]
+    if "eligible" not in values:
+        found = blockers(Cluster(**values), pool_rows)
+        values["eligible"] = not found
+        values["eligibility_reasons"] = [b.as_dict() for b in found]
+    cluster = Cluster.objects.create(subscription=subscription, **values)
+    for pool in pool_rows:
+        pool.cluster = cluster
+    NodePool.objects.bulk_create(pool_rows)
+    return cluster
+
+
+def make_sync_run(
+    *,
+    status: str = SyncStatus.SUCCEEDED,
+    trigger: str = SyncTrigger.SCHEDULE,
+    started_at: datetime.datetime | None = None,
+    seconds: float = 12.5,
+    **fields: Any,
+) -> SyncRun:
+    """A sync that ran `seconds` from `started_at` (still running when status is running)."""
+    started_at = started_at or timezone.now() - datetime.timedelta(minutes=5)
+    values: dict[str, Any] = {
+        "trigger": trigger,
+        "status": status,
+        "started_at": started_at,
+        "finished_at": (
+            None
+            if status == SyncStatus.RUNNING
+            else started_at + datetime.timedelta(seconds=seconds)
+        ),
+        "counts": (
+            {"discovered": 4, "changed": 1, "removed": 0, "unchanged": 7}
+            if status == SyncStatus.SUCCEEDED
+            else {}
+        ),
+    }
+    values.update(fields)
+    return SyncRun.objects.create(**values)
