@@ -14,6 +14,7 @@ from django import forms
 
 from fleet.choices import AccelerationMode
 from fleet.inventory import DEFAULT_SORT, SORTS, ClusterQuery, FilterChoices
+from fleet.widgets import LongSelect
 
 PER_PAGE = 50
 MAX_PER_PAGE = 200
@@ -43,10 +44,14 @@ class ClusterFilter(forms.Form):
         error_messages={"max_length": "Search for at most 100 characters; showing all names."},
     )
     subscription = forms.TypedChoiceField(
-        coerce=int, empty_value=None, required=False, error_messages=_unknown("subscription")
+        coerce=int,
+        empty_value=None,
+        required=False,
+        error_messages=_unknown("subscription"),
+        widget=LongSelect,
     )
-    region = forms.ChoiceField(required=False, error_messages=_unknown("region"))
-    ring = forms.ChoiceField(required=False, error_messages=_unknown("ring"))
+    region = forms.ChoiceField(required=False, error_messages=_unknown("region"), widget=LongSelect)
+    ring = forms.ChoiceField(required=False, error_messages=_unknown("ring"), widget=LongSelect)
     version = forms.ChoiceField(
         label="Kubernetes", required=False, error_messages=_unknown("Kubernetes version")
     )
