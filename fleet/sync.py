@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 import audit
@@ -147,6 +147,7 @@ def run_sync(
                 "calls": dict(azure.calls.counts),
             }
             finish_run(run, SyncStatus.SUCCEEDED, counts=counts)
+        _refresh_statistics(outcome, len(fetched.clusters))
     except AzureError as exc:
         finish_run(
             run, SyncStatus.FAILED, counts={"calls": dict(azure.calls.counts)}, error=str(exc)
@@ -162,6 +163,19 @@ def run_sync(
     finally:
         azure.close()
     return run
+
+
+def _refresh_statistics(outcome: Outcome, clusters: int) -> None:
+    """After a sync that rewrote much of the inventory, let PostgreSQL re-plan at once.
+
+    Autovacuum would analyze the tables eventually; until then, stale statistics turn the
+    cluster list's indexed page of 50 into a scan of every row (20 ms instead of 1 ms at
+    10,000 clusters).
+    """
+    touched = outcome.discovered + outcome.changed + outcome.removed
+    if connection.vendor == "postgresql" and touched > max(100, clusters // 10):
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Cluster._meta.db_table}, {NodePool._meta.db_table}")
 
 
 # --- phase 1: Azure ----------------------------------------------------------------------------
