@@ -137,15 +137,73 @@ def measure(info: dict) -> None:
         f"ratio {elapsed / floor if floor else float('inf'):.2f}x (target <= 2x)"
     )
 
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.models import AuditEvent
+
+    events_before = AuditEvent.objects.filter(object_type="fleet.cluster").count()
     azure = Azure()
     started = time.perf_counter()
-    run = run_sync("command", azure=azure)
+    with CaptureQueriesContext(connection) as queries:
+        run = run_sync("command", azure=azure)
     elapsed = time.perf_counter() - started
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "COPY"))
+        and ("fleet_cluster" in q["sql"] or "fleet_nodepool" in q["sql"])
+    ]
+    new_events = AuditEvent.objects.filter(object_type="fleet.cluster").count() - events_before
     print(
         f"re-sync with nothing changed: {elapsed:.1f} s; {run.counts['unchanged']} unchanged, "
-        f"{run.counts['changed']} changed; calls {run.counts['calls']}"
+        f"{run.counts['changed']} changed; {len(writes)} cluster/node-pool writes, "
+        f"{new_events} cluster audit events; calls {run.counts['calls']}"
     )
+    changes_in_azure(info)
     pages()
+
+
+def changes_in_azure(info: dict) -> None:
+    """A version bump, a tag change and a deletion made in aksim show up after the next sync."""
+    import ssl
+    import urllib.request
+
+    from audit.models import AuditEvent
+    from fleet.models import Cluster
+    from fleet.sync import run_sync
+
+    context = ssl.create_default_context(cafile=info["ca"])
+
+    def change(key: str, body: dict) -> None:
+        request = urllib.request.Request(
+            f"{info['endpoint']}/_aksim/clusters/{key}/change",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, context=context, timeout=30).close()
+
+    change("c00010", {"kubernetesVersion": "1.35.9"})
+    change("c00020", {"tags": {"env": "prod", "ring": "bench-ring"}})
+    change("c00030", {"delete": True})
+    run = run_sync("command")
+    found = []
+    for key, action in (
+        ("c00010", "cluster.changed"),
+        ("c00020", "cluster.changed"),
+        ("c00030", "cluster.removed"),
+    ):
+        cluster = Cluster.objects.get(name__endswith=f"-{key[1:]}")
+        recorded = AuditEvent.objects.filter(
+            object_type="fleet.cluster", object_id=str(cluster.pk), action=action
+        ).exists()
+        found.append(f"{cluster.name}: {action} {'recorded' if recorded else 'MISSING'}")
+    print(
+        f"after a version bump, a tag change and a deletion in aksim: "
+        f"{run.counts['changed']} changed, {run.counts['removed']} removed in "
+        f"{run.duration_seconds:.1f} s; " + "; ".join(found)
+    )
 
 
 def pages() -> None:
