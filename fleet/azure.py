@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import requests
@@ -110,6 +111,13 @@ class Refused(AzureError):
     def __init__(self, message: str, code: str = "") -> None:
         super().__init__(message)
         self.code = code
+
+
+def _text(value: Any) -> str:
+    """An SDK value as plain text: its enums are str subclasses whose str() is 'Enum.MEMBER'."""
+    if value is None:
+        return ""
+    return str(value.value) if isinstance(value, Enum) else str(value)
 
 
 def _error_code_and_message(exc: HttpResponseError) -> tuple[str, str]:
@@ -366,10 +374,10 @@ class Azure:
             client = SubscriptionClient(**self._common())
             return [
                 SubscriptionInfo(
-                    subscription_id=str(s.subscription_id),
-                    name=str(s.display_name or s.subscription_id),
-                    tenant_id=str(s.tenant_id or ""),
-                    state=str(s.state or ""),
+                    subscription_id=_text(s.subscription_id),
+                    name=_text(s.display_name or s.subscription_id),
+                    tenant_id=_text(s.tenant_id),
+                    state=_text(s.state),
                 )
                 for s in client.subscriptions.list()
             ]
@@ -419,6 +427,30 @@ class Azure:
     ) -> cs_models.ManagedCluster:
         with translated(f"Reading cluster {name}"):
             return self.containers(subscription_id).managed_clusters.get(resource_group, name)
+
+    def agent_pools(self, subscription_id: str, resource_group: str, name: str) -> list[PoolInfo]:
+        with translated(f"Reading the node pools of {name}"):
+            pools = list(self.containers(subscription_id).agent_pools.list(resource_group, name))
+        found = []
+        for pool in pools:
+            props = pool.properties
+            if props is None:
+                continue
+            found.append(
+                PoolInfo(
+                    name=_text(pool.name),
+                    mode=_text(props.mode),
+                    os_type=_text(props.os_type),
+                    os_sku=_text(props.os_sku),
+                    node_count=int(props.count or 0),
+                    vm_size=_text(props.vm_size),
+                    node_image_version=_text(props.node_image_version),
+                    orchestrator_version=_text(
+                        props.current_orchestrator_version or props.orchestrator_version
+                    ),
+                )
+            )
+        return found
 
     def user_kubeconfig(
         self, subscription_id: str, resource_group: str, name: str

@@ -27,6 +27,7 @@ def test_a_first_sync_stores_every_cluster_and_node_pool(wavegate_on_aksim):
     assert run.status == SyncStatus.SUCCEEDED, run.error
     assert run.counts["discovered"] == len(fleet.clusters)
     assert Subscription.objects.count() == len(fleet.subscriptions)
+    assert set(Subscription.objects.values_list("state", flat=True)) == {"Enabled"}
     stored = {c.arm_id: c for c in Cluster.objects.prefetch_related("node_pools")}
     assert sorted(stored) == sorted(c.arm_id.lower() for c in fleet.clusters)
     for cluster in fleet.clusters:
