@@ -214,7 +214,7 @@ AZURE_STATIC_TOKEN = env.str("AZURE_STATIC_TOKEN", default="")
 WAVEGATE_RING_TAG = env.str("WAVEGATE_RING_TAG", default="ring")
 WAVEGATE_SYNC_MINUTES = env.int("WAVEGATE_SYNC_MINUTES", default=15)
 # Parallel Azure reads during a sync (maintenance configurations).
-WAVEGATE_SYNC_CONCURRENCY = env.int("WAVEGATE_SYNC_CONCURRENCY", default=16)
+WAVEGATE_SYNC_CONCURRENCY = env.int("WAVEGATE_SYNC_CONCURRENCY", default=32)
 # A sync still marked running after this long was abandoned (its worker died).
 WAVEGATE_SYNC_TIMEOUT_SECONDS = env.int("WAVEGATE_SYNC_TIMEOUT_SECONDS", default=3600)
 # Maintenance configurations are re-read this often (Resource Graph does not carry them).

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import datetime
 import logging
-import random
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,7 +21,7 @@ from django.utils import timezone
 
 import audit
 from config.bulk import insert_rows
-from fleet.azure import Azure, AzureError, ClusterInfo, SubscriptionInfo, Throttled
+from fleet.azure import Azure, AzureError, ClusterInfo, SubscriptionInfo
 from fleet.choices import SyncStatus, SyncTrigger
 from fleet.eligibility import blockers
 from fleet.models import Cluster, NodePool, Subscription, SyncRun
@@ -214,24 +212,11 @@ def fetch(azure: Azure, maintenance_due: dict[str, bool]) -> Fetched:
     # cluster: read them for new clusters, and for the rest once their last reading is older
     # than the refresh period (WAVEGATE_MAINTENANCE_REFRESH_HOURS).
     wanted = _spread(c for c in clusters if maintenance_due.get(c.arm_id, True))
-    deadline = time.monotonic() + settings.WAVEGATE_SYNC_TIMEOUT_SECONDS
-
-    def window(cluster: ClusterInfo) -> tuple[str, dict[str, Any]]:
-        # ARM's read quota is per subscription. The SDK already retries a 429 ten times;
-        # when even that is not enough (thousands of clusters in one subscription), keep
-        # waiting our turn rather than fail the whole sync.
-        while True:
-            try:
-                return cluster.arm_id, azure.maintenance_window(
-                    cluster.subscription_id, cluster.resource_group, cluster.name
-                )
-            except Throttled:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(random.uniform(1, 3))  # noqa: S311
-
-    with ThreadPoolExecutor(max_workers=settings.WAVEGATE_SYNC_CONCURRENCY) as pool:
-        maintenance = dict(pool.map(window, wanted))
+    maintenance = azure.maintenance_windows(
+        wanted,
+        concurrency=settings.WAVEGATE_SYNC_CONCURRENCY,
+        deadline=time.monotonic() + settings.WAVEGATE_SYNC_TIMEOUT_SECONDS,
+    )
     return Fetched(subscriptions, clusters, maintenance, dict(azure.calls.counts))
 
 
