@@ -608,15 +608,20 @@ class Arm:
         return op
 
     # --- agent pools, maintenance configurations, credentials -----------------------------
+    def child_json(
+        self, state: ClusterState, collection: str, name: str, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A cluster's sub-resource as ARM shows it (agentPools, maintenanceConfigurations)."""
+        return {
+            "id": f"{state.spec.arm_id}/{collection}/{name}",
+            "name": name,
+            "type": f"Microsoft.ContainerService/managedClusters/{collection}",
+            "properties": properties,
+        }
+
     def agent_pool_json(self, state: ClusterState, pool: Any) -> dict[str, Any]:
         profile = self.pool_profile(state, pool)
-        name = profile.pop("name")
-        return {
-            "id": f"{state.spec.arm_id}/agentPools/{name}",
-            "name": name,
-            "type": "Microsoft.ContainerService/managedClusters/agentPools",
-            "properties": profile,
-        }
+        return self.child_json(state, "agentPools", profile.pop("name"), profile)
 
     def list_agent_pools(self, request: Request) -> Response:
         found = self.find(request, "reads")
@@ -638,12 +643,7 @@ class Arm:
     def maintenance_json(
         self, state: ClusterState, name: str, properties: dict[str, Any]
     ) -> dict[str, Any]:
-        return {
-            "id": f"{state.spec.arm_id}/maintenanceConfigurations/{name}",
-            "name": name,
-            "type": "Microsoft.ContainerService/managedClusters/maintenanceConfigurations",
-            "properties": properties,
-        }
+        return self.child_json(state, "maintenanceConfigurations", name, properties)
 
     def list_maintenance(self, request: Request) -> Response:
         found = self.find(request, "reads")

@@ -6,7 +6,6 @@ anything (every cluster listed, every Resource Graph row paged, the AKS behaviou
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions  #
 from aksim.aks import IPTABLES_REFUSAL  # noqa: E402
 from aksim.fleetfile import Fleet  # noqa: E402
 from aksim.generate import _eligible  # noqa: E402
+from aksim.launch import serve_command, wait_ready  # noqa: E402
 
 CLUSTERS, SUBSCRIPTIONS, SEED = 10_000, 200, 1
 
@@ -77,35 +77,11 @@ def main() -> None:
     )
 
     fleet = Fleet.load(fleet_path)
-    ready = work / "ready.json"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aksim",
-            "serve",
-            "--fleet",
-            str(fleet_path),
-            "--port",
-            "0",
-            "--time-scale",
-            "3000",
-            "--ready-file",
-            str(ready),
-            "--state-dir",
-            str(work),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    argv, ready = serve_command(fleet_path, work, time_scale=3000)
+    started = time.perf_counter()
+    server = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        started = time.perf_counter()
-        while not ready.exists():
-            if server.poll() is not None:
-                raise SystemExit("aksim exited during start-up")
-            time.sleep(0.1)
-        info = json.loads(ready.read_text())
+        info = wait_ready(ready, lambda: server.poll() is None)
         print(
             f"aksim start-up with {CLUSTERS} clusters: {time.perf_counter() - started:.1f} s, "
             f"RSS {rss_mib(server.pid):.0f} MiB"

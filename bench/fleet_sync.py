@@ -19,6 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from aksim.launch import serve_command, wait_ready  # noqa: E402
+
 BENCH_DB = "wavegate_bench"
 ADMIN_URL = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 CLUSTERS, SUBSCRIPTIONS, SEED = 10_000, 200, 1
@@ -56,31 +59,9 @@ def start_aksim(work: Path) -> tuple[subprocess.Popen[bytes], dict]:
         cwd=ROOT,
         check=True,
     )
-    ready = work / "ready.json"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aksim",
-            "serve",
-            "--fleet",
-            str(fleet),
-            "--port",
-            "0",
-            "--ready-file",
-            str(ready),
-            "--state-dir",
-            str(work),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    while not ready.exists():
-        if server.poll() is not None:
-            raise SystemExit("aksim exited during start-up")
-        time.sleep(0.1)
-    return server, json.loads(ready.read_text())
+    argv, ready = serve_command(fleet, work)
+    server = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    return server, wait_ready(ready, lambda: server.poll() is None)
 
 
 def main() -> None:

@@ -26,6 +26,10 @@ from pathlib import Path
 from types import FrameType
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aksim.launch import serve_command, wait_ready  # noqa: E402
+
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -191,33 +195,12 @@ class Demo:
             )
             if done.returncode != 0:
                 raise DemoError(f"Generating the demo fleet failed:\n{done.stderr.strip()}")
-        ready = aksim_dir / "ready.json"
-        ready.unlink(missing_ok=True)
-        self.start(
-            "aksim",
-            [
-                PYTHON,
-                "-m",
-                "aksim",
-                "serve",
-                "--fleet",
-                str(fleet),
-                "--port",
-                "0",
-                "--time-scale",
-                str(DEMO_TIME_SCALE),
-                "--ready-file",
-                str(ready),
-                "--state-dir",
-                str(aksim_dir),
-            ],
-        )
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if self.children["aksim"].poll() is not None or time.monotonic() > deadline:
-                raise DemoError("aksim did not start:\n" + self.log_tail("aksim"))
-            time.sleep(0.2)
-        info = json.loads(ready.read_text())
+        argv, ready = serve_command(fleet, aksim_dir, time_scale=DEMO_TIME_SCALE, python=PYTHON)
+        self.start("aksim", argv)
+        try:
+            info = wait_ready(ready, lambda: self.children["aksim"].poll() is None)
+        except RuntimeError as exc:
+            raise DemoError(f"{exc}:\n" + self.log_tail("aksim")) from exc
         self.env.update(
             AZURE_ARM_ENDPOINT=info["endpoint"],
             AZURE_CA_BUNDLE=info["ca"],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -25,7 +24,8 @@ from azure.mgmt.resourcegraph import ResourceGraphClient
 
 from aksim.fleetfile import Cluster, Fleet
 from aksim.generate import generate_fleet
-from tests.processes import Process, wait_until
+from aksim.launch import serve_command, wait_ready
+from tests.processes import Process
 
 FLEET_CLUSTERS = 60
 FLEET_SUBSCRIPTIONS = 3
@@ -103,31 +103,17 @@ class Aksim:
 def start_aksim(tmp: Path, fleet: Fleet, time_scale: float = 600.0) -> Aksim:
     fleet_path = tmp / "fleet.json"
     fleet_path.write_text(fleet.to_json())
-    ready = tmp / "ready.json"
+    argv, ready = serve_command(fleet_path, tmp, time_scale=time_scale)
     process = Process(
         "aksim",
-        [
-            sys.executable,
-            "-m",
-            "aksim",
-            "serve",
-            "--fleet",
-            str(fleet_path),
-            "--port",
-            "0",
-            "--time-scale",
-            str(time_scale),
-            "--ready-file",
-            str(ready),
-            "--state-dir",
-            str(tmp),
-        ],
+        argv,
         dict(os.environ, AKSIM_PAGE_SIZE="7"),
         tmp / "aksim.log",
     ).start()
-    wait_until(lambda: ready.exists() or not process.running(), 60, "aksim to listen")
-    assert process.running(), process.log()
-    info = json.loads(ready.read_text())
+    try:
+        info = wait_ready(ready, process.running)
+    except RuntimeError as exc:
+        raise AssertionError(process.log()) from exc
     return Aksim(info["endpoint"], info["ca"], fleet, process)
 
 

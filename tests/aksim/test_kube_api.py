@@ -7,7 +7,6 @@ import gc
 import json
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from kubernetes.client.rest import ApiException
 
 from aksim import kube, tls
 from aksim.fleetfile import Cluster, Fleet, Pool, Subscription
+from aksim.launch import serve_command, wait_ready
 from aksim.server import build_app
 from aksim.state import USER_RULES_LABEL, Simulator
 from tests.processes import Process, wait_until
@@ -143,28 +143,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     fleet = make_fleet()
     fleet_path = directory / "fleet.json"
     fleet_path.write_text(fleet.to_json())
-    ready = directory / "ready.json"
-    argv = [
-        sys.executable,
-        "-m",
-        "aksim",
-        "serve",
-        "--fleet",
-        str(fleet_path),
-        "--port",
-        "0",
-        "--ready-file",
-        str(ready),
-        "--state-dir",
-        str(directory),
-        "--time-scale",
-        "100",
-    ]
+    argv, ready = serve_command(fleet_path, directory, time_scale=100)
     process = Process("aksim", argv, dict(os.environ), directory / "aksim.log").start()
     try:
-        wait_until(lambda: ready.exists() or not process.running(), 30, "aksim to listen")
-        assert process.running(), process.log()
-        body = json.loads(ready.read_text())
+        try:
+            body = wait_ready(ready, process.running, timeout=30)
+        except RuntimeError as exc:
+            raise AssertionError(process.log()) from exc
         endpoint = Endpoint(body["endpoint"], Path(body["ca"]).read_bytes(), Simulator(fleet))
         yield endpoint
         endpoint.close()
