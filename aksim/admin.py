@@ -79,6 +79,7 @@ def truth(sim: Simulator, state: ClusterState) -> dict[str, Any]:
         "notReady": sorted(state.not_ready),
         "unschedulable": sorted(state.unschedulable),
         "apiDown": state.api_down,
+        "denyPrivileged": state.deny_privileged,
         "operation": None
         if op is None
         else {
@@ -113,6 +114,7 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
         "notReady",
         "unschedulable",
         "apiDown",
+        "denyPrivileged",
         "warnings",
         "powerState",
         "nodeDisruptionPolicy",
@@ -179,6 +181,8 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
         state.unschedulable = nodes("unschedulable")
     if "apiDown" in change:
         state.api_down = bool(change["apiDown"])
+    if "denyPrivileged" in change:
+        state.deny_privileged = bool(change["denyPrivileged"])
     if change.get("delete"):
         state.deleted = True
     if changed_etag:

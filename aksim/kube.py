@@ -850,6 +850,32 @@ def _selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) ->
     return labels_match(_selector_requirements(selector), labels)
 
 
+def _admit_unprivileged(name: str, pod_spec: Mapping[str, Any]) -> None:
+    """Azure Policy's "no privileged containers" and "no host namespaces" constraints, enforced
+    by Gatekeeper's validating webhook, as AKS answers when the policy denies."""
+    problems = []
+    for container in pod_spec.get("containers") or []:
+        if (container.get("securityContext") or {}).get("privileged"):
+            problems.append(
+                "[azurepolicy-k8sazurev2noprivilege-4b9c1f0e] Privileged container is not "
+                f"allowed: {container.get('name')}, securityContext: "
+                '{"privileged": true}'
+            )
+    if pod_spec.get("hostPID") or pod_spec.get("hostNetwork"):
+        problems.append(
+            "[azurepolicy-k8sazurev3hostnetworkingports-6a0d3e2b] Sharing the host namespace "
+            "is not allowed"
+        )
+    if problems:
+        raise ApiError(
+            403,
+            "Forbidden",
+            'admission webhook "validation.gatekeeper.sh" denied the request: '
+            + "\n".join(problems),
+            {"name": name, "group": "apps", "kind": "daemonsets"},
+        )
+
+
 def create_daemonset(call: Call) -> Response:
     body = call.json_body()
     namespace = call.params["namespace"]
@@ -863,6 +889,8 @@ def create_daemonset(call: Call) -> Response:
     _validate_daemonset(name, spec)
     template = dict(spec["template"])
     template["spec"] = _default_pod_spec(template.get("spec") or {})
+    if call.state.deny_privileged:
+        _admit_unprivileged(name, template["spec"])
     spec["template"] = template
     spec.setdefault(
         "updateStrategy",

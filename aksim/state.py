@@ -119,6 +119,8 @@ class ClusterState:
     api_down: bool = False  # fault: the Kubernetes API times out
     not_ready: set[str] = field(default_factory=set)  # fault: nodes NotReady
     unschedulable: set[str] = field(default_factory=set)  # fault: pods never schedule here
+    # fault: an admission policy (Azure Policy / Gatekeeper) denies privileged pods
+    deny_privileged: bool = False
     events: list[KubeEvent] = field(default_factory=list)
     # Kubernetes objects created through the API, keyed by (kind, namespace, name).
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)

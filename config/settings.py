@@ -199,6 +199,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": float(WAVEGATE_HEARTBEAT_SECONDS),
         "options": {"expires": float(WAVEGATE_HEARTBEAT_SECONDS)},
     },
+    # Scans whose worker died end as error, so their clusters can be scanned again.
+    "expire-abandoned-scans": {
+        "task": "fleet.expire_abandoned_scans",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
 }
 
 # --- Azure -----------------------------------------------------------------------------------
@@ -219,6 +225,23 @@ WAVEGATE_SYNC_CONCURRENCY = env.int("WAVEGATE_SYNC_CONCURRENCY", default=32)
 WAVEGATE_SYNC_TIMEOUT_SECONDS = env.int("WAVEGATE_SYNC_TIMEOUT_SECONDS", default=3600)
 # Maintenance configurations are re-read this often (Resource Graph does not carry them).
 WAVEGATE_MAINTENANCE_REFRESH_HOURS = env.int("WAVEGATE_MAINTENANCE_REFRESH_HOURS", default=24)
+
+# --- Preflight scans -----------------------------------------------------------------------
+# The scan pods' image: it needs only a shell and nsenter (the host's own iptables-save runs
+# through nsenter). Pin it by digest in production: the pods are privileged on every node.
+WAVEGATE_SCAN_IMAGE = env.str(
+    "WAVEGATE_SCAN_IMAGE", default="mcr.microsoft.com/azurelinux/busybox:1.36"
+)
+WAVEGATE_SCAN_IMAGE_DIGEST = env.str("WAVEGATE_SCAN_IMAGE_DIGEST", default="")
+# How long a scan waits for every node's pod to print its dumps before it calls them unread.
+WAVEGATE_SCAN_DEADLINE_SECONDS = env.float("WAVEGATE_SCAN_DEADLINE_SECONDS", default=300.0)
+WAVEGATE_SCAN_POLL_SECONDS = env.float("WAVEGATE_SCAN_POLL_SECONDS", default=2.0)
+# One Kubernetes API call's time limit (a cluster whose API hangs fails the scan after this).
+WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS = env.float(
+    "WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS", default=20.0
+)
+# Clusters scanned at once by "Scan all eligible clusters".
+WAVEGATE_SCAN_CONCURRENCY = env.int("WAVEGATE_SCAN_CONCURRENCY", default=8)
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {

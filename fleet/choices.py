@@ -20,3 +20,16 @@ class SyncTrigger(models.TextChoices):
     SCHEDULE = "schedule", "Schedule"
     BUTTON = "button", "Sync now"
     COMMAND = "command", "Command line"
+
+
+class ScanStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    CLEAN = "clean", "Clean"
+    BLOCKED = "blocked", "Blocked"
+    INCOMPLETE = "incomplete", "Incomplete"
+    ERROR = "error", "Error"
+
+
+# A scan in one of these states has not ended yet.
+SCAN_OPEN = (ScanStatus.QUEUED, ScanStatus.RUNNING)

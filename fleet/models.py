@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from config.fields import JSONField
-from fleet.choices import AccelerationMode, SyncStatus, SyncTrigger
+from fleet.choices import SCAN_OPEN, AccelerationMode, ScanStatus, SyncStatus, SyncTrigger
 
 
 class FleetPermissions(models.Model):
@@ -84,6 +84,11 @@ class Cluster(models.Model):
     first_seen = models.DateTimeField()
     changed_at = models.DateTimeField()
     removed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The cluster's most recent finished preflight scan, and its status (for lists and counts).
+    latest_scan = models.ForeignKey(
+        "PreflightScan", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    preflight = models.CharField(max_length=16, blank=True, db_index=True)
 
     class Meta:
         ordering = ["name"]
@@ -170,3 +175,100 @@ class SyncRun(models.Model):
 
     def summary(self) -> dict[str, Any]:
         return {"status": self.status, "counts": self.counts, "error": self.error}
+
+
+class PreflightScan(models.Model):
+    """One iptables scan of one cluster's nodes: what was read, what blocks, what could not be
+    read and why. A scan is `clean` only when every Linux node was read and nothing blocks."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="scans")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=16, choices=ScanStatus.choices, default=ScanStatus.QUEUED, db_index=True
+    )
+    queued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    nodes_expected = models.PositiveIntegerField(default=0)
+    nodes_read = models.PositiveIntegerField(default=0)
+    # Why the scan is incomplete or failed, in words an operator can act on.
+    message = models.TextField(blank=True)
+    # [{"node": name, "reason": why its dump was not read}]
+    unread_nodes = JSONField(default=list, blank=True)
+    # Linux nodes whose CiliumNode carries kubernetes.azure.com/user-iptables-rules=true.
+    labelled_nodes = JSONField(default=list, blank=True)
+    # Lines the parser could not read: [{"node", "family", "line", "message"}].
+    parse_errors = JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at", "-pk"]
+        default_permissions = ()
+        constraints = [
+            # A cluster has at most one scan queued or running.
+            models.UniqueConstraint(
+                fields=["cluster"],
+                condition=Q(status__in=SCAN_OPEN),
+                name="fleet_one_open_scan_per_cluster",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"scan {self.pk} of {self.cluster_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in SCAN_OPEN
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None or self.started_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class ScanFinding(models.Model):
+    """One rule on one node that no owner AKS accepts claims: it blocks BpfVeth."""
+
+    scan = models.ForeignKey(PreflightScan, on_delete=models.CASCADE, related_name="findings")
+    node = models.CharField(max_length=253)
+    family = models.CharField(max_length=8)  # ipv4 | ipv6
+    table = models.CharField(max_length=32)
+    chain = models.CharField(max_length=64)
+    rule = models.TextField()
+    origin = models.CharField(max_length=128, db_index=True)
+    hint = models.TextField()
+    line = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["scan", "node", "family", "line"]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.rule}"
+
+
+class AcceptedOwner(models.Model):
+    """An administrator's extension of the iptables owner table (fleet/iptables.py OWNERS):
+    rules it matches count as owned, not user-installed. Adding and retiring one is audited."""
+
+    name = models.CharField(max_length=100)
+    reason = models.TextField()  # why these rules are safe to accept: shown and audited
+    tables = models.CharField(max_length=100, blank=True)  # comma-separated; blank: every table
+    chain = models.CharField(max_length=64, blank=True)
+    chain_prefix = models.CharField(max_length=64, blank=True)
+    comment = models.CharField(max_length=200, blank=True)
+    line_regex = models.CharField(max_length=500, blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField()
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,547 @@
+"""Preflight's iptables scan of one cluster, through its Kubernetes API (shared/DESIGN.md §5).
+
+`scan(kubeconfig, ...)` reads the Linux nodes and their CiliumNode labels, creates a namespace
+(Pod Security Admission `privileged`) and a short-lived privileged DaemonSet whose pod on each
+node runs the host's own `iptables-save` / `ip6tables-save` through `nsenter -t 1 -m -n` and
+prints them framed; it waits, with a deadline, until every node's pod has printed, reads the
+logs, analyses each dump with fleet/iptables.py, and always deletes what it created.
+
+No Django here: the caller passes the kubeconfig (from the Azure gateway), the owner table and
+the settings, and stores the `Outcome`. A node whose pod never printed makes the scan
+`incomplete`, naming the node; a scan is `clean` only when every Linux node was read and
+nothing blocks.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.rest import ApiException
+
+from fleet import iptables
+
+log = logging.getLogger(__name__)
+
+SCAN_LABEL = "wavegate.io/scan"
+SCAN_LABEL_VALUE = "iptables"
+USER_RULES_LABEL = "kubernetes.azure.com/user-iptables-rules"
+CONTAINER = "scan"
+
+# What each scan pod runs: both families framed as shared/DESIGN.md §5 says, then it sleeps so
+# that the DaemonSet does not restart it. iptables-nft warns when legacy tables also exist: the
+# legacy ones are then dumped into the same frame, since AKS's check sees them too.
+SCRIPT = r"""
+node="${NODE_NAME:?}"
+dump() {
+  out="$(nsenter -t 1 -m -n -- "$1" 2>&1)"; rc=$?
+  printf '%s\n' "$out"
+  case "$out" in *"tables present, use $2"*)
+    nsenter -t 1 -m -n -- "$2" 2>&1 ;;
+  esac
+  return $rc
+}
+echo "### wavegate-scan node=$node family=ipv4 begin"
+dump iptables-save iptables-legacy-save; rc=$?
+echo "### wavegate-scan node=$node family=ipv4 end rc=$rc"
+echo "### wavegate-scan node=$node family=ipv6 begin"
+dump ip6tables-save ip6tables-legacy-save; rc=$?
+echo "### wavegate-scan node=$node family=ipv6 end rc=$rc"
+echo "### wavegate-scan node=$node done"
+exec sleep 2147483647
+"""
+
+_FRAME = re.compile(
+    r"### wavegate-scan node=(?P<node>\S+) "
+    r"(?:family=(?P<family>ipv4|ipv6) (?:(?P<begin>begin)|end rc=(?P<rc>-?\d+))|(?P<done>done))"
+)
+FAMILIES = ("ipv4", "ipv6")
+
+
+class ScanFailed(Exception):
+    """The scan could not run: the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    image: str  # with its digest when pinned: repo@sha256:... or repo:tag
+    deadline_seconds: float = 300.0
+    poll_seconds: float = 2.0
+    request_timeout_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class NodeFinding:
+    node: str
+    family: str
+    finding: iptables.Finding
+
+
+@dataclass
+class Outcome:
+    status: str  # clean | blocked | incomplete | error
+    message: str = ""
+    nodes_expected: list[str] = field(default_factory=list)
+    nodes_read: list[str] = field(default_factory=list)
+    unread: dict[str, str] = field(default_factory=dict)  # node -> why it was not read
+    labelled: list[str] = field(default_factory=list)  # CiliumNode says user rules
+    findings: list[NodeFinding] = field(default_factory=list)
+    parse_errors: list[dict[str, Any]] = field(default_factory=list)
+    cleanup_error: str = ""
+
+
+# --- reading the pods' output ----------------------------------------------------------------
+
+
+@dataclass
+class NodeDump:
+    dumps: dict[str, str] = field(default_factory=dict)  # family -> text
+    rcs: dict[str, int] = field(default_factory=dict)  # family -> exit code
+    done: bool = False
+
+
+def read_frames(log_text: str, node: str) -> NodeDump:
+    """The framed dumps a scan pod printed for `node`. Lines outside a frame are ignored; a
+    frame that never ended is not counted, so a pod still printing is not taken as done."""
+    found = NodeDump()
+    family: str | None = None
+    lines: list[str] = []
+    for line in log_text.splitlines():
+        m = _FRAME.fullmatch(line.rstrip())
+        if m is None or m["node"] != node:
+            if family is not None:
+                lines.append(line)
+            continue
+        if m["done"]:
+            found.done = True
+        elif m["begin"]:
+            family, lines = m["family"], []
+        elif family is not None and family == m["family"]:
+            found.dumps[family] = "\n".join(lines) + "\n" if lines else ""
+            found.rcs[family] = int(m["rc"])
+            family = None
+    found.done = found.done and all(f in found.rcs for f in FAMILIES)
+    return found
+
+
+def analyse_node(
+    node: str, dump: NodeDump, owners: Iterable[iptables.Owner]
+) -> tuple[list[NodeFinding], list[dict[str, Any]], str]:
+    """(findings, parse errors, why unread or "") for one node's dumps."""
+    failed = [f for f in FAMILIES if dump.rcs.get(f, 1) != 0]
+    if failed:
+        family = failed[0]
+        first = next((ln for ln in dump.dumps.get(family, "").splitlines() if ln.strip()), "")
+        what = "iptables-save" if family == "ipv4" else "ip6tables-save"
+        return (
+            [],
+            [],
+            f"{what} exited {dump.rcs.get(family)} on the node"
+            + (f": {first[:200]}" if first else ""),
+        )
+    findings: list[NodeFinding] = []
+    errors: list[dict[str, Any]] = []
+    for family in FAMILIES:
+        result = iptables.analyse(dump.dumps.get(family, ""), owners)
+        findings.extend(NodeFinding(node, family, f) for f in result.findings)
+        errors.extend(
+            {"node": node, "family": family, "line": e.line, "message": e.message}
+            for e in result.errors
+        )
+    return findings, errors, ""
+
+
+# --- the Kubernetes objects ------------------------------------------------------------------
+
+
+def namespace_body(name: str) -> dict[str, Any]:
+    labels = {
+        SCAN_LABEL: SCAN_LABEL_VALUE,
+        "app.kubernetes.io/managed-by": "wavegate",
+    }
+    for mode in ("enforce", "audit", "warn"):
+        labels[f"pod-security.kubernetes.io/{mode}"] = "privileged"
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+def daemonset_body(name: str, image: str) -> dict[str, Any]:
+    labels = {SCAN_LABEL: SCAN_LABEL_VALUE, "app.kubernetes.io/managed-by": "wavegate"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": {SCAN_LABEL: SCAN_LABEL_VALUE}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "hostNetwork": True,
+                    "hostPID": True,
+                    "dnsPolicy": "ClusterFirstWithHostNet",
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": 0,
+                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                    "tolerations": [{"operator": "Exists"}],  # every taint, cordoned nodes too
+                    "containers": [
+                        {
+                            "name": CONTAINER,
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["/bin/sh", "-c", SCRIPT],
+                            "env": [
+                                {
+                                    "name": "NODE_NAME",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
+                                }
+                            ],
+                            "securityContext": {"privileged": True},
+                            "resources": {
+                                "requests": {"cpu": "10m", "memory": "32Mi"},
+                                "limits": {"cpu": "200m", "memory": "128Mi"},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+# --- talking to the cluster ------------------------------------------------------------------
+
+
+def connect(kubeconfig: dict[str, Any], token: Callable[[], str] | None = None) -> k8s.ApiClient:
+    """An API client from the cluster's user kubeconfig. Entra ID clusters' kubeconfigs run
+    kubelogin; Wavegate uses a token from its own Azure credential instead (`token`)."""
+    config = copy.deepcopy(kubeconfig)
+    for user in config.get("users") or []:
+        entry = user.get("user") or {}
+        if "exec" in entry or "auth-provider" in entry:
+            if token is None:
+                raise ScanFailed("The cluster's kubeconfig needs kubelogin and no token was given.")
+            user["user"] = {"token": token()}
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config_from_dict(
+            config, client_configuration=configuration, persist_config=False
+        )
+    except (k8s_config.ConfigException, KeyError, TypeError, ValueError) as exc:
+        raise ScanFailed(f"The cluster's kubeconfig is not usable: {exc}") from exc
+    # One quick retry on connect errors; a read that timed out is not retried.
+    configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0)
+    return k8s.ApiClient(configuration)
+
+
+def _status_message(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "")
+        return str(body.get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason or exc)
+
+
+def explain(exc: Exception, what: str) -> str:
+    """A Kubernetes or network failure in words an operator can act on."""
+    if isinstance(exc, ApiException):
+        message = _status_message(exc)
+        if exc.status == 401:
+            return (
+                f"{what}: the API server did not accept Wavegate's credentials ({message}). "
+                "Check that Wavegate's identity may list the cluster's user credentials and, on "
+                "Entra ID clusters, holds an Azure Kubernetes Service RBAC role."
+            )
+        if exc.status == 403 and "admission webhook" in message:
+            return (
+                f"{what}: an admission policy denied the scan ({message}). Exempt the "
+                "namespaces labelled wavegate.io/scan=iptables from that policy (for Azure "
+                "Policy, add them to the assignment's excludedNamespaces), then scan again."
+            )
+        if exc.status == 403:
+            return (
+                f"{what}: forbidden ({message}). Wavegate's identity needs to create namespaces "
+                "and DaemonSets and read pods and their logs (e.g. Azure Kubernetes Service "
+                "RBAC Cluster Admin)."
+            )
+        if exc.status == 0:
+            return f"{what}: {exc.reason}"
+        return f"{what}: the API server answered {exc.status} ({message})."
+    if isinstance(exc, urllib3.exceptions.MaxRetryError | urllib3.exceptions.HTTPError):
+        reason = getattr(exc, "reason", None) or exc
+        return f"{what}: could not reach the API server ({reason})."
+    return f"{what}: {exc}"
+
+
+def _pinned_node(pod: k8s.V1Pod) -> str | None:
+    """The node a DaemonSet pod is for: spec.nodeName once scheduled, else the node its
+    required affinity names (the DaemonSet controller pins each pod that way)."""
+    if pod.spec.node_name:
+        return str(pod.spec.node_name)
+    affinity = pod.spec.affinity and pod.spec.affinity.node_affinity
+    required = affinity and affinity.required_during_scheduling_ignored_during_execution
+    for term in (required and required.node_selector_terms) or []:
+        for expr in term.match_fields or []:
+            if expr.key == "metadata.name" and expr.operator == "In" and expr.values:
+                return str(expr.values[0])
+    return None
+
+
+def _waiting_reason(pod: k8s.V1Pod) -> str:
+    """Why a pod has not printed yet, from its status."""
+    status = pod.status
+    for condition in (status and status.conditions) or []:
+        if condition.type == "PodScheduled" and condition.status == "False":
+            return f"its scan pod was never scheduled: {condition.message or condition.reason}"
+    for container in (status and status.container_statuses) or []:
+        waiting = container.state and container.state.waiting
+        if waiting is not None:
+            detail = f": {waiting.message}" if waiting.message else ""
+            return f"its scan pod is waiting ({waiting.reason}{detail})"
+        terminated = container.state and container.state.terminated
+        if terminated is not None:
+            return f"its scan pod ended ({terminated.reason}, exit code {terminated.exit_code})"
+    phase = status.phase if status else "Unknown"
+    return f"its scan pod is {phase}"
+
+
+def _list_all(call: Callable[..., Any], **kwargs: Any) -> list[Any]:
+    items: list[Any] = []
+    token = None
+    while True:
+        page = call(limit=500, _continue=token, **kwargs)
+        items.extend(page.items)
+        token = page.metadata._continue if page.metadata else None
+        if not token:
+            return items
+
+
+def _labelled_nodes(api: k8s.ApiClient, timeout: float) -> list[str]:
+    """Nodes whose CiliumNode carries AKS's own user-iptables-rules=true label (AKS sets it on
+    Cilium clusters); none where the CRD is absent."""
+    custom = k8s.CustomObjectsApi(api)
+    try:
+        answer = custom.list_cluster_custom_object(
+            "cilium.io",
+            "v2",
+            "ciliumnodes",
+            label_selector=f"{USER_RULES_LABEL}=true",
+            _request_timeout=timeout,
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return []
+        raise
+    return sorted(item["metadata"]["name"] for item in answer.get("items") or [])
+
+
+def scan(
+    kubeconfig: dict[str, Any],
+    *,
+    name: str,
+    settings: Settings,
+    owners: Iterable[iptables.Owner] = iptables.OWNERS,
+    token: Callable[[], str] | None = None,
+    private: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """Scan every Linux node of one cluster. `name` names the namespace and DaemonSet (unique
+    per scan). Never raises for the cluster's answers: the Outcome says what happened."""
+    owners = tuple(owners)
+    try:
+        api = connect(kubeconfig, token)
+    except ScanFailed as exc:
+        return Outcome("error", str(exc))
+    try:
+        return _scan(api, name, settings, owners, private, sleep)
+    finally:
+        api.close()
+
+
+def _scan(
+    api: k8s.ApiClient,
+    name: str,
+    settings: Settings,
+    owners: tuple[iptables.Owner, ...],
+    private: bool,
+    sleep: Callable[[float], None],
+) -> Outcome:
+    core = k8s.CoreV1Api(api)
+    apps = k8s.AppsV1Api(api)
+    timeout = settings.request_timeout_seconds
+    try:
+        nodes = _list_all(
+            core.list_node, label_selector="kubernetes.io/os=linux", _request_timeout=timeout
+        )
+        labelled = _labelled_nodes(api, timeout)
+    except (ApiException, urllib3.exceptions.HTTPError) as exc:
+        unreachable = not isinstance(exc, ApiException) or exc.status == 0
+        if private and unreachable:
+            return Outcome(
+                "incomplete",
+                "This is a private cluster: its API server is reachable only from inside its "
+                "virtual network, so its nodes were not read. Run a Wavegate worker with network "
+                "access to it (or through a jump host), then scan again.",
+            )
+        return Outcome("error", explain(exc, "Listing the cluster's nodes"))
+    expected = sorted(n.metadata.name for n in nodes)
+    outcome = Outcome("running", nodes_expected=expected, labelled=labelled)
+    created = False
+    try:
+        try:
+            core.create_namespace(namespace_body(name), _request_timeout=timeout)
+            created = True
+            apps.create_namespaced_daemon_set(
+                name, daemonset_body(name, settings.image), _request_timeout=timeout
+            )
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            outcome.status = "error"
+            outcome.message = explain(exc, "Starting the scan DaemonSet")
+            return outcome
+        _collect(core, name, settings, owners, outcome, sleep)
+    except (ApiException, urllib3.exceptions.HTTPError) as exc:
+        outcome.status = "error"
+        outcome.message = explain(exc, "Reading the scan pods")
+    finally:
+        if created:
+            outcome.cleanup_error = _delete(core, apps, name, timeout)
+    outcome.status = _verdict(outcome)
+    return outcome
+
+
+def _collect(
+    core: k8s.CoreV1Api,
+    namespace: str,
+    settings: Settings,
+    owners: tuple[iptables.Owner, ...],
+    outcome: Outcome,
+    sleep: Callable[[float], None],
+) -> None:
+    """Wait until every expected node's pod has printed its dumps, or the deadline."""
+    expected = set(outcome.nodes_expected)
+    read: set[str] = set()
+    waiting: dict[str, str] = {}
+    deadline = time.monotonic() + settings.deadline_seconds
+    timeout = settings.request_timeout_seconds
+    while True:
+        pods = _list_all(
+            core.list_namespaced_pod,
+            namespace=namespace,
+            label_selector=f"{SCAN_LABEL}={SCAN_LABEL_VALUE}",
+            _request_timeout=timeout,
+        )
+        for pod in pods:
+            node = _pinned_node(pod)
+            if node is None or node in read or node not in expected:
+                continue
+            if not (pod.status and pod.status.phase == "Running"):
+                waiting[node] = _waiting_reason(pod)
+                continue
+            answer = core.read_namespaced_pod_log(
+                pod.metadata.name,
+                namespace,
+                container=CONTAINER,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+            # kubernetes 36 turns a log into the repr of its bytes: read the raw answer.
+            dump = read_frames(answer.data.decode("utf-8", "replace"), node)
+            if not dump.done:
+                waiting[node] = "its scan pod had not finished printing"
+                continue
+            findings, errors, unread = analyse_node(node, dump, owners)
+            read.add(node)
+            waiting.pop(node, None)
+            if unread:
+                outcome.unread[node] = unread
+            else:
+                outcome.nodes_read.append(node)
+                outcome.findings.extend(findings)
+                outcome.parse_errors.extend(errors)
+        if read >= expected or time.monotonic() >= deadline:
+            break
+        sleep(min(settings.poll_seconds, max(0.0, deadline - time.monotonic())))
+    for node in sorted(expected - read):
+        outcome.unread[node] = waiting.get(node, "no scan pod was created for it")
+    outcome.nodes_read.sort()
+
+
+def _delete(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, name: str, timeout: float) -> str:
+    """Delete the DaemonSet and its namespace; "" when done, else what is left behind."""
+    problems = []
+    for what, delete in (
+        (
+            f"DaemonSet {name}/{name}",
+            lambda: apps.delete_namespaced_daemon_set(
+                name, name, propagation_policy="Foreground", _request_timeout=timeout
+            ),
+        ),
+        (f"namespace {name}", lambda: core.delete_namespace(name, _request_timeout=timeout)),
+    ):
+        try:
+            delete()
+        except ApiException as exc:
+            if exc.status != 404:
+                problems.append(explain(exc, f"Deleting {what}"))
+        except urllib3.exceptions.HTTPError as exc:
+            problems.append(explain(exc, f"Deleting {what}"))
+    if problems:
+        log.warning("scan %s left objects behind: %s", name, problems)
+        return (
+            " ".join(problems) + f" Delete the namespace by hand: kubectl delete namespace {name}"
+        )
+    return ""
+
+
+def _verdict(outcome: Outcome) -> str:
+    if outcome.status == "error":
+        return "error"
+    # AKS's own label on a node whose dump shows nothing unowned: AKS will still refuse.
+    flagged = {f.node for f in outcome.findings}
+    for node in outcome.labelled:
+        if node in outcome.nodes_read and node not in flagged:
+            outcome.findings.append(NodeFinding(node, "ipv4", AKS_LABEL_FINDING))
+    if outcome.findings:
+        if outcome.unread:
+            outcome.message = _unread_message(outcome.unread)
+        return "blocked"
+    if outcome.unread:
+        outcome.message = _unread_message(outcome.unread)
+        return "incomplete"
+    return "clean"
+
+
+def _unread_message(unread: dict[str, str]) -> str:
+    names = sorted(unread)
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return (
+        f"{len(names)} node{'s' if len(names) != 1 else ''} not read ({shown}): "
+        f"{unread[names[0]]}. Fix what keeps the scan pod off the node, then scan again."
+    )
+
+
+AKS_LABEL_FINDING = iptables.Finding(
+    table="",
+    chain="",
+    rule=f"CiliumNode label {USER_RULES_LABEL}=true",
+    origin="AKS detection",
+    hint=(
+        "AKS's own check flags this node, but every rule in its dump is accepted by Wavegate's "
+        "owner table: an administrator's extension may accept rules that AKS does not. AKS "
+        "will refuse BpfVeth until the label clears; compare the node's rules with AKS's "
+        "allow-list."
+    ),
+    line=0,
+)
+
+
+def unique_name(scan_id: int) -> str:
+    """The namespace and DaemonSet name of one scan."""
+    return f"wavegate-scan-{scan_id}"
