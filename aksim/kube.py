@@ -1621,7 +1621,8 @@ def _answer(
     # Private clusters' API servers are only reachable inside their VNet, never from here.
     if state is None or state.spec.private:
         return ApiError.no_such_path().response()
-    if state.api_down:
+    # A stopped cluster has no API server running: connections go nowhere, as when it is down.
+    if state.api_down or state.spec.power_state == "Stopped":
         return _HANG
     if not authenticated(state, request.headers.get("authorization")):
         return UNAUTHORIZED.response()

@@ -23,19 +23,24 @@ log = logging.getLogger(__name__)
 
 
 def owners() -> tuple[iptables.Owner, ...]:
-    """AKS's allow-list, plus the extensions administrators added (each of them audited)."""
-    extra = [
-        iptables.Owner.from_spec(
-            name=o.name,
-            allows=o.reason,
-            tables=[t.strip() for t in o.tables.split(",") if t.strip()] or None,
-            chain=o.chain or None,
-            chain_prefix=o.chain_prefix or None,
-            comment=o.comment or None,
-            line_regex=o.line_regex or None,
-        )
-        for o in AcceptedOwner.objects.filter(retired_at__isnull=True)
-    ]
+    """AKS's allow-list, plus the extensions administrators added (each of them audited).
+    An extension that no longer compiles is left out and logged, never a crashed scan."""
+    extra = []
+    for o in AcceptedOwner.objects.filter(retired_at__isnull=True):
+        try:
+            extra.append(
+                iptables.Owner.from_spec(
+                    name=o.name,
+                    allows=o.reason,
+                    tables=[t.strip() for t in o.tables.split(",") if t.strip()] or None,
+                    chain=o.chain or None,
+                    chain_prefix=o.chain_prefix or None,
+                    comment=o.comment or None,
+                    line_regex=o.line_regex or None,
+                )
+            )
+        except ValueError:
+            log.exception("accepted owner %s (%s) is not usable; left out", o.pk, o.name)
     return (*iptables.OWNERS, *extra)
 
 
@@ -103,6 +108,12 @@ def run_scan(scan_id: int, azure: Azure | None = None) -> PreflightScan | None:
 
 
 def _scan_cluster(azure: Azure, cluster: Cluster, scan_id: int) -> kube.Outcome:
+    if cluster.power_state == "Stopped":
+        return kube.Outcome(
+            "incomplete",
+            "The cluster is stopped: it has no API server and no nodes to read. Start it "
+            "(az aks start) and scan again.",
+        )
     try:
         config = azure.user_kubeconfig(
             cluster.subscription.subscription_id, cluster.resource_group, cluster.name

@@ -134,11 +134,13 @@ class Worker:
     queue: str
 
 
-@pytest.fixture
-def celery_worker(isolated_db: IsolatedDatabase, tmp_path: Path) -> Iterator[Worker]:
-    """A real Celery worker process (prefork pool) on the isolated database and its own queue."""
+def start_worker(
+    database_url: str, log_path: Path, extra_env: dict[str, str] | None = None, *options: str
+) -> Worker:
+    """Start a real Celery worker process on this database and a queue of its own; the caller
+    stops it (worker.process.stop()). `options` are extra `celery worker` flags."""
     queue = f"test-{uuid.uuid4().hex[:10]}"
-    env = dict(os.environ, DATABASE_URL=isolated_db.url, CELERY_QUEUE=queue)
+    env = dict(os.environ, DATABASE_URL=database_url, CELERY_QUEUE=queue, **(extra_env or {}))
     process = Process(
         "worker",
         [
@@ -150,15 +152,14 @@ def celery_worker(isolated_db: IsolatedDatabase, tmp_path: Path) -> Iterator[Wor
             "info",
             "-Q",
             queue,
-            "--concurrency",
-            "1",
+            *(options or ("--concurrency", "1")),
             "-n",
             f"{queue}@%h",
             "--without-gossip",
             "--without-mingle",
         ],
         env,
-        tmp_path / "worker.log",
+        log_path,
     ).start()
     try:
         wait_until(
@@ -167,9 +168,20 @@ def celery_worker(isolated_db: IsolatedDatabase, tmp_path: Path) -> Iterator[Wor
             "the Celery worker to be ready",
         )
         assert process.running(), process.log()
-        yield Worker(process, queue)
-    finally:
+    except BaseException:
         process.stop()
+        raise
+    return Worker(process, queue)
+
+
+@pytest.fixture
+def celery_worker(isolated_db: IsolatedDatabase, tmp_path: Path) -> Iterator[Worker]:
+    """A real Celery worker process (prefork pool) on the isolated database and its own queue."""
+    worker = start_worker(isolated_db.url, tmp_path / "worker.log")
+    try:
+        yield worker
+    finally:
+        worker.process.stop()
 
 
 @pytest.fixture(autouse=True)
