@@ -3,7 +3,6 @@ cluster matches aksim's truth (GET /_aksim/clusters/<key>, from the generator's 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -21,7 +20,7 @@ from tests.aksim_server import Aksim, start_aksim
 from tests.conftest import start_worker
 from tests.processes import wait_until
 
-CLUSTERS, SUBSCRIPTIONS, SEED = int(os.environ.get("T_CLUSTERS", 500)), 5, 29
+CLUSTERS, SUBSCRIPTIONS, SEED = 500, 5, 29
 
 
 @pytest.fixture(scope="module")
