@@ -242,6 +242,14 @@ WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS = env.float(
 )
 # Clusters scanned at once by "Scan all eligible clusters".
 WAVEGATE_SCAN_CONCURRENCY = env.int("WAVEGATE_SCAN_CONCURRENCY", default=8)
+# Scans mostly wait on clusters: production runs them on a queue of their own, served by a
+# worker with a thread pool (docker-compose.yml's `scanner`). Unset: the default queue.
+WAVEGATE_SCAN_QUEUE = env.str("WAVEGATE_SCAN_QUEUE", default="")
+CELERY_TASK_ROUTES = (
+    {task: {"queue": WAVEGATE_SCAN_QUEUE} for task in ("fleet.scan_cluster", "fleet.scan_next")}
+    if WAVEGATE_SCAN_QUEUE
+    else {}
+)
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {

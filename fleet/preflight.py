@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -85,6 +86,21 @@ def next_queued() -> int | None:
     return query.values_list("pk", flat=True).first()
 
 
+_gateways: dict[tuple[Any, ...], Azure] = {}
+_gateways_lock = threading.Lock()
+
+
+def gateway() -> Azure:
+    """This process's Azure gateway for scans, shared by its threads: one connection pool to
+    ARM instead of a TLS handshake per scanned cluster."""
+    key = (settings.AZURE_ARM_ENDPOINT, settings.AZURE_CA_BUNDLE, settings.AZURE_CREDENTIAL)
+    with _gateways_lock:
+        found = _gateways.get(key)
+        if found is None:
+            found = _gateways[key] = Azure()
+        return found
+
+
 def run_scan(scan_id: int, azure: Azure | None = None) -> PreflightScan | None:
     """Claim and run one scan; None if it was not queued. Never raises for the cluster's or
     Azure's answers: the scan ends as error with the reason."""
@@ -92,18 +108,13 @@ def run_scan(scan_id: int, azure: Azure | None = None) -> PreflightScan | None:
     if scan is None:
         return None
     cluster = scan.cluster
-    own_azure = azure is None
-    azure = azure or Azure()
     try:
-        outcome = _scan_cluster(azure, cluster, scan.pk)
+        outcome = _scan_cluster(azure or gateway(), cluster, scan.pk)
     except Exception as exc:  # a bug must not leave the scan running forever
         log.exception("scan %s of %s failed", scan.pk, cluster.name)
         outcome = kube.Outcome(
             "error", f"Wavegate failed while scanning ({type(exc).__name__}: {exc})."
         )
-    finally:
-        if own_azure:
-            azure.close()
     return finish(scan, outcome)
 
 
