@@ -3,6 +3,7 @@ follow-up work once the transaction commits."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
@@ -11,9 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 
 import audit
-from fleet import access
+from fleet import access, iptables
 from fleet.choices import SCAN_OPEN, SyncStatus, SyncTrigger
-from fleet.models import Cluster, PreflightScan, SyncRun
+from fleet.models import AcceptedOwner, Cluster, PreflightScan, SyncRun
 
 
 class ActionRefused(Exception):
@@ -90,3 +91,101 @@ def request_fleet_scan(*, acting_user: Any) -> int:
     chains = min(len(clusters), max(1, settings.WAVEGATE_SCAN_CONCURRENCY))
     transaction.on_commit(lambda: [scan_next.delay() for _ in range(chains)])
     return len(clusters)
+
+
+# The tables an extension of the owner table may name (blank: every table).
+IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
+
+
+def _owner_fields(owner: AcceptedOwner) -> dict[str, Any]:
+    return {
+        "name": owner.name,
+        "reason": owner.reason,
+        "tables": owner.tables,
+        "chain": owner.chain,
+        "chain_prefix": owner.chain_prefix,
+        "comment": owner.comment,
+        "line_regex": owner.line_regex,
+    }
+
+
+@transaction.atomic
+def add_accepted_owner(
+    *,
+    name: str,
+    reason: str,
+    tables: str = "",
+    chain: str = "",
+    chain_prefix: str = "",
+    comment: str = "",
+    line_regex: str = "",
+    acting_user: Any,
+) -> AcceptedOwner:
+    """Extend the owner table: from the next scan on, rules this matches count as owned, not
+    user-installed. `tables` is comma-separated, blank for every table."""
+    if not access.can_manage_iptables_owners(acting_user):
+        raise PermissionDenied(access.can_manage_iptables_owners.refusal)
+    name, reason = name.strip(), reason.strip()
+    if not name or not reason:
+        raise ActionRefused("An extension needs a name and the reason its rules are safe.")
+    table_names = list(dict.fromkeys(t.strip() for t in tables.split(",") if t.strip()))
+    unknown = [t for t in table_names if t not in IPTABLES_TABLES]
+    if unknown:
+        raise ActionRefused(f"Not an iptables table: {', '.join(unknown)}.")
+    if not (chain or chain_prefix or comment or line_regex):
+        raise ActionRefused(
+            "An extension needs at least one of an exact chain, a chain prefix, a comment or "
+            "a full-line regular expression: without one it would accept every rule."
+        )
+    # Built here as every scan will build it, so a spec that cannot be built never reaches one.
+    try:
+        iptables.Owner.from_spec(
+            name=name,
+            allows=reason,
+            tables=table_names or None,
+            chain=chain or None,
+            chain_prefix=chain_prefix or None,
+            comment=comment or None,
+            line_regex=line_regex or None,
+        )
+    except (ValueError, re.error) as exc:
+        raise ActionRefused(f"This extension cannot be used: {exc}") from exc
+    owner = AcceptedOwner.objects.create(
+        name=name,
+        reason=reason,
+        tables=",".join(table_names),
+        chain=chain,
+        chain_prefix=chain_prefix,
+        comment=comment,
+        line_regex=line_regex,
+        added_by=acting_user,
+        added_at=timezone.now(),
+    )
+    audit.record(
+        "iptables.owner_added", acting_user=acting_user, obj=owner, after=_owner_fields(owner)
+    )
+    return owner
+
+
+@transaction.atomic
+def retire_accepted_owner(owner: AcceptedOwner, *, reason: str, acting_user: Any) -> None:
+    """Stop accepting an extension's rules from the next scan on; the row stays, retired."""
+    if not access.can_manage_iptables_owners(acting_user):
+        raise PermissionDenied(access.can_manage_iptables_owners.refusal)
+    reason = reason.strip()
+    if not reason:
+        raise ActionRefused("Say why you retire it: the reason goes in the audit log.")
+    now = timezone.now()
+    retired = AcceptedOwner.objects.filter(pk=owner.pk, retired_at__isnull=True).update(
+        retired_at=now
+    )
+    if retired != 1:
+        raise ActionRefused(f"{owner.name} is already retired.")
+    owner.retired_at = now
+    audit.record(
+        "iptables.owner_retired",
+        acting_user=acting_user,
+        obj=owner,
+        before=_owner_fields(owner),
+        after={"retired_at": now, "reason": reason},
+    )

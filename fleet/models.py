@@ -205,6 +205,11 @@ class PreflightScan(models.Model):
     class Meta:
         ordering = ["-queued_at", "-pk"]
         default_permissions = ()
+        indexes = [
+            # A cluster's history, and the progress of a fleet scan (scans since a time).
+            models.Index(fields=["cluster", "-queued_at"], name="fleet_scan_cluster_queued"),
+            models.Index(fields=["queued_at"], name="fleet_scan_queued"),
+        ]
         constraints = [
             # A cluster has at most one scan queued or running.
             models.UniqueConstraint(
@@ -244,6 +249,8 @@ class ScanFinding(models.Model):
     class Meta:
         ordering = ["scan", "node", "family", "line"]
         default_permissions = ()
+        # A scan's findings by origin and node: the cluster page and /blockers/ group so.
+        indexes = [models.Index(fields=["scan", "origin", "node"], name="fleet_finding_origin")]
 
     def __str__(self) -> str:
         return f"{self.node}: {self.rule}"

@@ -1,4 +1,5 @@
-"""Fleet pages: the overview, the cluster list, one cluster, and the "Sync now" button."""
+"""Fleet pages: the overview, the cluster list, one cluster with its preflight, the fleet's
+preflight blockers, the iptables owner table, and the buttons that start syncs and scans."""
 
 from __future__ import annotations
 
@@ -8,16 +9,24 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.access import requires
 from audit import access as audit_access
-from fleet import access, actions, inventory, maintenance
+from fleet import access, actions, inventory, iptables, maintenance
 from fleet.choices import SyncStatus
-from fleet.forms import PER_PAGE, PER_PAGE_CHOICES, ClusterFilter
-from fleet.models import Cluster
+from fleet.forms import (
+    PER_PAGE,
+    PER_PAGE_CHOICES,
+    AcceptedOwnerForm,
+    ClusterFilter,
+    RetireOwnerForm,
+)
+from fleet.models import AcceptedOwner, Cluster, PreflightScan
+
+BLOCKERS_PER_PAGE = 50
 
 
 def _sync_panel(request: HttpRequest) -> dict[str, Any]:
@@ -84,10 +93,10 @@ def cluster_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 @requires(access.can_view_fleet)
 def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    cluster = get_object_or_404(Cluster.objects.select_related("subscription"), pk=pk)
+    cluster = _cluster_with_result(pk)
     tags = cluster.tags if isinstance(cluster.tags, dict) else {}
     context = {
-        "cluster": cluster,
+        **_preflight_panel(request, cluster),
         "pools": cluster.node_pools.order_by("name"),
         "tags": sorted(tags.items()),
         "maintenance": maintenance.describe(cluster.maintenance_window),
@@ -96,3 +105,194 @@ def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
     }
     return render(request, "fleet/cluster_detail.html", context)
+
+
+# --- preflight on one cluster ------------------------------------------------------------------
+def _cluster_with_result(pk: int) -> Cluster:
+    clusters = Cluster.objects.select_related("subscription", "latest_scan__requested_by")
+    return get_object_or_404(clusters, pk=pk)
+
+
+def _preflight_panel(request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
+    return {
+        "cluster": cluster,
+        "preflight": inventory.preflight_panel(cluster),
+        "can_scan": access.can_scan_clusters(request.user),
+        "lines_per_node": inventory.LINES_PER_NODE,
+    }
+
+
+@require_safe
+@requires(access.can_view_fleet)
+def cluster_preflight(request: HttpRequest, pk: int) -> HttpResponse:
+    """The cluster page's preflight section alone, which the page polls while a scan runs."""
+    context = {
+        **_preflight_panel(request, _cluster_with_result(pk)),
+        "polling": request.GET.get("polling") == "1",
+    }
+    return render(request, "fleet/_preflight.html", context)
+
+
+@require_POST
+@requires(access.can_scan_clusters)
+def cluster_scan(request: HttpRequest, pk: int) -> HttpResponse:
+    cluster = get_object_or_404(Cluster, pk=pk)
+    try:
+        actions.request_scan(cluster, acting_user=request.user)
+    except (actions.ActionRefused, PermissionDenied) as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(
+            request, f"Scan of {cluster.name} queued: its preflight section follows it."
+        )
+    return redirect("fleet:cluster", pk=cluster.pk)
+
+
+@require_safe
+@requires(access.can_view_fleet)
+def scan_findings(request: HttpRequest, pk: int, scan_id: int) -> StreamingHttpResponse:
+    """Every blocking rule one scan found, as plain text (the page shows only the first ones)."""
+    scan = get_object_or_404(
+        PreflightScan.objects.select_related("cluster"), pk=scan_id, cluster_id=pk
+    )
+    response = StreamingHttpResponse(
+        inventory.scan_findings_text(scan), content_type="text/plain; charset=utf-8"
+    )
+    filename = f"{scan.cluster.name}-preflight-{scan.pk}.txt"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# --- preflight across the fleet ----------------------------------------------------------------
+def _progress_panel(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "progress": inventory.scan_progress(),
+        "can_scan": access.can_scan_clusters(request.user),
+        "concurrency": settings.WAVEGATE_SCAN_CONCURRENCY,
+    }
+
+
+@require_safe
+@requires(access.can_view_fleet)
+def blockers(request: HttpRequest) -> HttpResponse:
+    origin = request.GET.get("origin")
+    if origin is not None:
+        return _blocked_by(request, origin)
+    not_read = Paginator(inventory.clusters_not_read(), BLOCKERS_PER_PAGE)
+    results = inventory.fleet_preflight()
+    context = {
+        "counts": results.counts,
+        "origins": results.origins,
+        "not_read": not_read.get_page(request.GET.get("page")),
+        **_progress_panel(request),
+    }
+    return render(request, "fleet/blockers.html", context)
+
+
+def _blocked_by(request: HttpRequest, origin: str) -> HttpResponse:
+    """The live clusters whose latest scan found rules from one origin."""
+    # Origins are short, printable names; anything else matches no cluster (and a NUL would
+    # not even reach PostgreSQL).
+    known = 0 < len(origin) <= 128 and origin.isprintable()
+    hint = inventory.origin_hint(origin) if known else None
+    clusters = inventory.clusters_blocked_by(origin) if hint is not None else Cluster.objects.none()
+    page = Paginator(clusters, BLOCKERS_PER_PAGE).get_page(request.GET.get("page"))
+    counts = inventory.origin_counts(origin, [c.latest_scan_id for c in page if c.latest_scan_id])
+    context = {
+        "origin": origin,
+        "hint": hint,
+        "page": page,
+        "rows": [(cluster, *counts.get(cluster.latest_scan_id or 0, (0, 0))) for cluster in page],
+    }
+    return render(request, "fleet/blocked_by.html", context)
+
+
+@require_safe
+@requires(access.can_view_fleet)
+def scan_progress(request: HttpRequest) -> HttpResponse:
+    """The blockers page's scan panel alone, which the page polls while scans run."""
+    context = {**_progress_panel(request), "polling": request.GET.get("polling") == "1"}
+    return render(request, "fleet/_scan_progress.html", context)
+
+
+@require_POST
+@requires(access.can_scan_clusters)
+def scan_all(request: HttpRequest) -> HttpResponse:
+    try:
+        queued = actions.request_fleet_scan(acting_user=request.user)
+    except (actions.ActionRefused, PermissionDenied) as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(
+            request,
+            f"{queued} scan{'s' if queued != 1 else ''} queued, "
+            f"{settings.WAVEGATE_SCAN_CONCURRENCY} at a time: progress shows below.",
+        )
+    return redirect("fleet:blockers")
+
+
+# --- the iptables owner table ------------------------------------------------------------------
+def _owners_page(request: HttpRequest, form: AcceptedOwnerForm | None = None) -> HttpResponse:
+    can_manage = access.can_manage_iptables_owners(request.user)
+    context = {
+        "builtin": [
+            {
+                "name": owner.name,
+                "allows": owner.allows,
+                "tables": sorted(owner.tables) if owner.tables is not None else None,
+            }
+            for owner in iptables.OWNERS
+        ],
+        "extensions": AcceptedOwner.objects.filter(retired_at__isnull=True)
+        .select_related("added_by")
+        .order_by("name", "pk"),
+        "can_manage": can_manage,
+        "form": (form if form is not None else AcceptedOwnerForm()) if can_manage else None,
+    }
+    return render(request, "fleet/owners.html", context)
+
+
+@require_safe
+@requires(access.can_view_fleet)
+def owners(request: HttpRequest) -> HttpResponse:
+    return _owners_page(request)
+
+
+@require_POST
+@requires(access.can_manage_iptables_owners)
+def owner_add(request: HttpRequest) -> HttpResponse:
+    form = AcceptedOwnerForm(request.POST)
+    if not form.is_valid():
+        return _owners_page(request, form)
+    try:
+        owner = actions.add_accepted_owner(**form.cleaned_data, acting_user=request.user)
+    except (actions.ActionRefused, PermissionDenied) as refusal:
+        form.add_error(None, str(refusal))
+        return _owners_page(request, form)
+    messages.success(
+        request,
+        f"{owner.name} added: scans that start from now on accept the rules it matches.",
+    )
+    return redirect("fleet:owners")
+
+
+@require_POST
+@requires(access.can_manage_iptables_owners)
+def owner_retire(request: HttpRequest, pk: int) -> HttpResponse:
+    owner = get_object_or_404(AcceptedOwner, pk=pk)
+    form = RetireOwnerForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return redirect("fleet:owners")
+    try:
+        actions.retire_accepted_owner(
+            owner, reason=form.cleaned_data["reason"], acting_user=request.user
+        )
+    except (actions.ActionRefused, PermissionDenied) as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(
+            request,
+            f"{owner.name} retired: scans that start from now on no longer accept its rules.",
+        )
+    return redirect("fleet:owners")

@@ -14,9 +14,17 @@ from typing import Any
 
 from django.utils import timezone
 
-from fleet.choices import SyncStatus, SyncTrigger
+from fleet.choices import SCAN_OPEN, ScanStatus, SyncStatus, SyncTrigger
 from fleet.eligibility import blockers
-from fleet.models import Cluster, NodePool, Subscription, SyncRun
+from fleet.models import (
+    AcceptedOwner,
+    Cluster,
+    NodePool,
+    PreflightScan,
+    ScanFinding,
+    Subscription,
+    SyncRun,
+)
 
 _serial = itertools.count(1)
 
@@ -127,3 +135,75 @@ def make_sync_run(
     }
     values.update(fields)
     return SyncRun.objects.create(**values)
+
+
+DOCKER_HINT = (
+    "A Docker Engine on the node: stop and uninstall it (systemctl disable --now docker), "
+    "then delete its DOCKER* chains or reimage the node."
+)
+
+
+def finding_values(**fields: Any) -> dict[str, Any]:
+    """One blocking rule's fields: a Docker rule on node aks-pool1-0 unless told otherwise."""
+    values: dict[str, Any] = {
+        "node": "aks-pool1-0",
+        "family": "ipv4",
+        "table": "filter",
+        "chain": "DOCKER-USER",
+        "rule": "-A DOCKER-USER -j RETURN",
+        "origin": "Docker",
+        "hint": DOCKER_HINT,
+    }
+    values.update(fields)
+    return values
+
+
+def make_scan(
+    cluster: Cluster,
+    *,
+    status: str | None = None,
+    findings: Sequence[dict[str, Any]] = (),
+    latest: bool | None = None,
+    **fields: Any,
+) -> PreflightScan:
+    """A scan of `cluster`: blocked when it has `findings` (each a dict of `finding_values`
+    overrides), else clean, unless `status` says otherwise. A finished scan becomes the
+    cluster's latest result, as `fleet.preflight.finish` makes it, unless latest=False."""
+    status = status or (ScanStatus.BLOCKED if findings else ScanStatus.CLEAN)
+    is_open = status in SCAN_OPEN
+    queued_at = fields.pop("queued_at", timezone.now() - datetime.timedelta(minutes=2))
+    values: dict[str, Any] = {
+        "status": status,
+        "queued_at": queued_at,
+        "started_at": None if status == ScanStatus.QUEUED else queued_at,
+        "finished_at": None if is_open else queued_at + datetime.timedelta(seconds=40),
+        "nodes_expected": 0 if is_open else 3,
+        "nodes_read": 0 if is_open else 3,
+    }
+    values.update(fields)
+    scan = PreflightScan.objects.create(cluster=cluster, **values)
+    ScanFinding.objects.bulk_create(
+        [
+            ScanFinding(scan=scan, **finding_values(**{"line": n + 1, **finding}))
+            for n, finding in enumerate(findings)
+        ],
+        batch_size=1000,
+    )
+    if latest is None:
+        latest = not is_open
+    if latest:
+        Cluster.objects.filter(pk=cluster.pk).update(latest_scan=scan, preflight=status)
+        cluster.latest_scan, cluster.preflight = scan, status
+    return scan
+
+
+def make_accepted_owner(**fields: Any) -> AcceptedOwner:
+    """An administrator's extension of the owner table (by nobody, unless `added_by`)."""
+    values: dict[str, Any] = {
+        "name": "node-exporter",
+        "reason": "Our node-exporter DaemonSet opens its port; safe with eBPF host routing.",
+        "chain": "NODE-EXPORTER",
+        "added_at": timezone.now(),
+    }
+    values.update(fields)
+    return AcceptedOwner.objects.create(**values)

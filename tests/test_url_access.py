@@ -12,7 +12,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.roles import Role
-from tests.factories import make_cluster
+from fleet.models import Cluster
+from tests.factories import make_accepted_owner, make_cluster, make_scan
 
 EVERYONE = frozenset(r.value for r in Role)
 OPERATORS = frozenset({"operator", "admin"})
@@ -23,6 +24,16 @@ def existing_cluster() -> int:
     return make_cluster().pk
 
 
+def scan_of_that_cluster() -> int:
+    """A finished scan of the cluster `existing_cluster` has just made (kwargs are called in
+    order)."""
+    return make_scan(Cluster.objects.latest("pk")).pk
+
+
+def existing_owner_extension() -> int:
+    return make_accepted_owner().pk
+
+
 # url name → (method, kwargs for reverse, roles allowed or PUBLIC). A kwarg given as a
 # function is called when the test runs, in its database: a page about an object needs one.
 ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
@@ -31,6 +42,19 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
     "fleet:sync_status": ("GET", {}, EVERYONE),
     "fleet:clusters": ("GET", {}, EVERYONE),
     "fleet:cluster": ("GET", {"pk": existing_cluster}, EVERYONE),
+    "fleet:cluster_scan": ("POST", {"pk": existing_cluster}, OPERATORS),
+    "fleet:cluster_preflight": ("GET", {"pk": existing_cluster}, EVERYONE),
+    "fleet:scan_findings": (
+        "GET",
+        {"pk": existing_cluster, "scan_id": scan_of_that_cluster},
+        EVERYONE,
+    ),
+    "fleet:blockers": ("GET", {}, EVERYONE),
+    "fleet:scan_all": ("POST", {}, OPERATORS),
+    "fleet:scan_progress": ("GET", {}, EVERYONE),
+    "fleet:owners": ("GET", {}, EVERYONE),
+    "fleet:owner_add": ("POST", {}, frozenset({"admin"})),
+    "fleet:owner_retire": ("POST", {"pk": existing_owner_extension}, frozenset({"admin"})),
     "rollout:plans": ("GET", {}, EVERYONE),
     "audit:events": ("GET", {}, frozenset({"auditor", "admin"})),
     "audit:verify": ("GET", {}, frozenset({"auditor", "admin"})),

@@ -138,7 +138,6 @@ def test_sections_for_later_steps_are_there_and_say_they_are_empty(client_as):
     page = page_of(client_as("viewer"), make_cluster())
 
     for name, heading in [
-        ("preflight", "Preflight"),
         ("events", "Events"),
         ("rollout-history", "Rollout history"),
     ]:
