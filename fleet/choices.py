@@ -26,7 +26,7 @@ class ScanStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     CLEAN = "clean", "Clean"
-    BLOCKED = "blocked", "Blocked"
+    BLOCKED = "blocked", "Blocked by rules"
     INCOMPLETE = "incomplete", "Incomplete"
     ERROR = "error", "Error"
 

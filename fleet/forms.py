@@ -59,7 +59,7 @@ class ClusterFilter(forms.Form):
         label="Kubernetes", required=False, error_messages=_unknown("Kubernetes version")
     )
     eligibility = forms.ChoiceField(
-        choices=[ANY, ("eligible", "Eligible"), ("blocked", "Blocked")],
+        choices=[ANY, ("eligible", "Eligible"), ("blocked", "Not eligible")],
         required=False,
         error_messages={
             "invalid_choice": "Eligibility is “eligible” or “blocked”, not “%(value)s”; "

@@ -137,7 +137,7 @@ def _fleet_counts() -> FleetCounts:
         total=total,
         by_eligibility=[
             Tally("Eligible", eligible, urlencode({"eligibility": "eligible"})),
-            Tally("Blocked", total - eligible, urlencode({"eligibility": "blocked"})),
+            Tally("Not eligible", total - eligible, urlencode({"eligibility": "blocked"})),
         ],
         # Every mode, even at zero: "BpfVeth 0" is the news before a rollout.
         by_mode=[

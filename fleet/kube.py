@@ -511,19 +511,25 @@ def _delete(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, name: str, timeout: float)
 def _verdict(outcome: Outcome) -> str:
     if outcome.status == "error":
         return "error"
-    # AKS's own label on a node whose dump shows nothing unowned: AKS will still refuse.
+    messages = []
+    # AKS's own label on a read node whose dump shows nothing Wavegate calls user-installed
+    # (an administrator's extension may accept what AKS does not): AKS still refuses.
     flagged = {f.node for f in outcome.findings}
-    for node in outcome.labelled:
-        if node in outcome.nodes_read and node not in flagged:
-            outcome.findings.append(NodeFinding(node, "ipv4", AKS_LABEL_FINDING))
-    if outcome.findings:
-        if outcome.unread:
-            outcome.message = _unread_message(outcome.unread)
-        return "blocked"
+    overruled = [n for n in outcome.labelled if n in outcome.nodes_read and n not in flagged]
+    if overruled:
+        messages.append(
+            f"AKS's own check flags {', '.join(overruled[:10])}"
+            + (f" and {len(overruled) - 10} more" if len(overruled) > 10 else "")
+            + " (CiliumNode label kubernetes.azure.com/user-iptables-rules=true) although "
+            "Wavegate's owner table accepts every rule there: an accepted-owner extension "
+            "covers rules AKS does not accept. AKS refuses BpfVeth until the label clears."
+        )
     if outcome.unread:
-        outcome.message = _unread_message(outcome.unread)
-        return "incomplete"
-    return "clean"
+        messages.append(_unread_message(outcome.unread))
+    outcome.message = " ".join(messages)
+    if outcome.findings or overruled:
+        return "blocked"
+    return "incomplete" if outcome.unread else "clean"
 
 
 def _unread_message(unread: dict[str, str]) -> str:
@@ -533,21 +539,6 @@ def _unread_message(unread: dict[str, str]) -> str:
         f"{len(names)} node{'s' if len(names) != 1 else ''} not read ({shown}): "
         f"{unread[names[0]]}. Fix what keeps the scan pod off the node, then scan again."
     )
-
-
-AKS_LABEL_FINDING = iptables.Finding(
-    table="",
-    chain="",
-    rule=f"CiliumNode label {USER_RULES_LABEL}=true",
-    origin="AKS detection",
-    hint=(
-        "AKS's own check flags this node, but every rule in its dump is accepted by Wavegate's "
-        "owner table: an administrator's extension may accept rules that AKS does not. AKS "
-        "will refuse BpfVeth until the label clears; compare the node's rules with AKS's "
-        "allow-list."
-    ),
-    line=0,
-)
 
 
 def unique_name(scan_id: int) -> str:

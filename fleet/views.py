@@ -226,7 +226,8 @@ def scan_all(request: HttpRequest) -> HttpResponse:
         messages.success(
             request,
             f"{queued} scan{'s' if queued != 1 else ''} queued, "
-            f"{settings.WAVEGATE_SCAN_CONCURRENCY} at a time: progress shows below.",
+            f"up to {settings.WAVEGATE_SCAN_CONCURRENCY} at a time (as many as the workers "
+            "run): progress shows below.",
         )
     return redirect("fleet:blockers")
 

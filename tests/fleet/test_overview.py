@@ -38,7 +38,7 @@ def test_it_counts_present_clusters_each_way_and_links_each_count(client_as):
 
     clusters = reverse("fleet:clusters")
     assert tally(page, "Eligible") == (f"{clusters}?eligibility=eligible", 3)
-    assert tally(page, "Blocked") == (f"{clusters}?eligibility=blocked", 1)
+    assert tally(page, "Not eligible") == (f"{clusters}?eligibility=blocked", 1)
     assert tally(page, "BpfVeth") == (f"{clusters}?mode=BpfVeth", 1)
     assert tally(page, "None") == (f"{clusters}?mode=None", 3)
     assert tally(page, "payments-prod") == (f"{clusters}?subscription={payments.pk}", 2)
@@ -57,7 +57,7 @@ def test_each_count_link_lists_exactly_the_clusters_it_counts(client_as):
     client = client_as("viewer")
     page = client.get(reverse("fleet:overview")).content.decode()
 
-    for label, expected in [("Blocked", "old"), ("(no ring)", "old"), ("canary", "new")]:
+    for label, expected in [("Not eligible", "old"), ("(no ring)", "old"), ("canary", "new")]:
         href, count = tally(page, label)
         listed = client.get(href).content.decode()
         assert count == 1

@@ -107,10 +107,10 @@ def test_blockers_are_grouped_by_origin_with_the_exact_lines_of_each_node(client
 
     panel = section(cluster_page(client_as("viewer"), cluster), "preflight")
 
-    assert '<span class="badge blocked">Blocked</span>' in panel
+    assert '<span class="badge blocked">Blocked by rules</span>' in panel
     assert "operator-user" in panel
     assert "3 of 3 Linux nodes" in panel
-    assert "5 rules that no owner AKS accepts claims block eBPF host routing" in panel
+    assert "5 rules on this cluster's nodes were installed by something AKS does not accept" in panel
     docker = origin_block(panel, "Docker")
     assert html.escape(DOCKER_HINT) in docker
     assert "4 rules on 2 nodes" in docker
@@ -532,7 +532,7 @@ def test_scan_all_queues_every_eligible_cluster_and_the_page_follows_the_progres
         response = client.post(reverse("fleet:scan_all"), follow=True)
 
     page = response.content.decode()
-    assert "2 scans queued, 8 at a time: progress shows below." in page
+    assert "2 scans queued, up to 8 at a time (as many as the workers run)" in page
     assert len(callbacks) == 1
     assert PreflightScan.objects.filter(status=ScanStatus.QUEUED).count() == 2
     assert (
