@@ -40,9 +40,7 @@ def expected_verdict(truth: dict, power_state: str) -> str:
 
 
 @pytest.mark.timeout(900)
-def test_every_clusters_verdict_matches_aksims_truth(
-    isolated_db, wavegate_on_aksim, tmp_path
-):
+def test_every_clusters_verdict_matches_aksims_truth(isolated_db, wavegate_on_aksim, tmp_path):
     aksim = wavegate_on_aksim
     assert run_sync(SyncTrigger.COMMAND).status == "succeeded"
     worker = start_worker(

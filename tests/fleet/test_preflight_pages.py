@@ -110,7 +110,9 @@ def test_blockers_are_grouped_by_origin_with_the_exact_lines_of_each_node(client
     assert '<span class="badge blocked">Blocked by rules</span>' in panel
     assert "operator-user" in panel
     assert "3 of 3 Linux nodes" in panel
-    assert "5 rules on this cluster's nodes were installed by something AKS does not accept" in panel
+    assert (
+        "5 rules on this cluster's nodes were installed by something AKS does not accept" in panel
+    )
     docker = origin_block(panel, "Docker")
     assert html.escape(DOCKER_HINT) in docker
     assert "4 rules on 2 nodes" in docker
