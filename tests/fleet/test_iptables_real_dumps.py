@@ -11,10 +11,12 @@ give exactly the expected verdict for every rule: its owner, or its origin as a 
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ import pytest
 
 from fleet.iptables import OWNERS, UNKNOWN_TABLE, Analysis, Owner, analyse, owner_of
 
+ROOT = Path(__file__).resolve().parents[2]
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 BACKENDS = ("nft", "legacy")
 FAMILIES = ("ipv4", "ipv6")
@@ -259,14 +262,16 @@ def tool(name: str) -> str:
     return path
 
 
-def build_script(backend: str, out: Path) -> str:
-    """A shell script that types every rule for both families, then writes each dump form."""
+def build_script(backend: str, out: Path, only_owned: bool = False) -> str:
+    """A shell script that types every rule (or only the owned ones) for both families, then
+    writes each dump form."""
+    chosen = [s for s in SPECS if not only_owned or s.verdict.startswith("owner:")]
     lines = ["set -e"]
     for family in FAMILIES:
         program = f"{'iptables' if family == 'ipv4' else 'ip6tables'}-{backend}"
         ipt, save = (shlex.quote(tool(name)) for name in (program, f"{program}-save"))
         chains: dict[str, list[str]] = {}
-        for spec in SPECS:
+        for spec in chosen:
             if family not in spec.families:
                 continue
             words = shlex.split(spec.typed)
@@ -277,7 +282,7 @@ def build_script(backend: str, out: Path) -> str:
                     names.append(name)
         for table, names in chains.items():
             lines += [f"{ipt} -t {table} -N {name}" for name in names]
-        lines += [f"{ipt} -t {s.table} {s.typed}" for s in specs(family)]
+        lines += [f"{ipt} -t {s.table} {s.typed}" for s in specs(family) if s in chosen]
 
         def into(form: str, family: str = family) -> str:
             return "> " + shlex.quote(str(out / f"{family}-{form}"))
@@ -400,3 +405,80 @@ def test_an_administrators_extension_accepts_exactly_its_rules(
             want[(key[0], key[1], "owner: our security agent")] = want.pop(key)
         owners = (*OWNERS, agent)
         check(analyse(dumps[(backend, family, "save")], owners), want, owners)
+
+
+# --- manage.py iptables_check on real dumps ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clean_real_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """iptables-nft-save of a node with only the rules AKS accepts."""
+    out = tmp_path_factory.mktemp("iptables-clean")
+    done = subprocess.run(
+        [tool("unshare"), "-n", "sh", "-c", build_script("nft", out, only_owned=True)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PATH": SBIN_PATH},
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot build rules in a network namespace: {done.stderr.strip()}")
+    return out / "ipv4-save"
+
+
+def iptables_check(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "iptables_check", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_command_passes_a_real_clean_dump(clean_real_dump: Path) -> None:
+    done = iptables_check(str(clean_real_dump), "--json")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) == {"verdict": "clean", "findings": [], "errors": []}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_command_lists_every_user_rule_of_a_real_dump_from_stdin(
+    dumps: dict[tuple[str, str, str], str], backend: str
+) -> None:
+    text = dumps[(backend, "ipv4", "save-c")]
+
+    done = iptables_check("-", "--json", stdin=text)
+
+    assert done.returncode == 3, done.stderr
+    report = json.loads(done.stdout)
+    assert report["verdict"] == "blocked"
+    assert report["errors"] == []
+    want = Counter(
+        (s.table, s.chain, s.verdict) for s in specs("ipv4") if s.verdict.startswith("user:")
+    )
+    got = Counter((f["table"], f["chain"], f"user: {f['origin']}") for f in report["findings"])
+    assert got == want
+    assert all(f["rule"] in text and f["hint"] for f in report["findings"])
+
+
+def test_a_real_dump_cut_short_by_garbage_still_shows_its_blockers_and_the_bad_lines(
+    dumps: dict[tuple[str, str, str], str], tmp_path: Path
+) -> None:
+    readable = "\n".join(dumps[("nft", "ipv4", "save")].splitlines()[:60]) + "\n"
+    damaged = tmp_path / "damaged.txt"
+    damaged.write_bytes(readable.encode() + b"\x00\xff\xfe garbage \x01\x02\n" * 3)
+
+    done = iptables_check(str(damaged), "--json")
+
+    assert done.returncode == 3, done.stdout + done.stderr  # a damaged tail hides no rule
+    report = json.loads(done.stdout)
+    assert [e["line"] for e in report["errors"]] == [61, 62, 63]
+    assert (
+        report["findings"]
+        == json.loads(iptables_check("-", "--json", stdin=readable).stdout)["findings"]
+    )
