@@ -1,0 +1,200 @@
+"""Cutting a rollout plan into waves: a pure function, no Django, no database.
+
+A selection (subscriptions, regions, rings, tags, names) picks clusters; those that cannot take
+part (ineligible, blocked by iptables rules, already at the goal, claimed by another active plan)
+are set apart with their reasons. The rest are ordered by ring, then region, then name, and cut
+by a wave specification such as ``1, 5%, 25%, 100%``: each entry is the cumulative number of
+clusters (a count, or a percentage rounded up) that have been changed once that wave is done.
+Empty waves are dropped; the last entry must reach every cluster (``100%``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+BPFVETH, NONE = "BpfVeth", "None"
+NO_RING = ""
+
+_ENTRY = re.compile(r"(?P<number>\d+(?:\.\d+)?)(?P<percent>%)?")
+
+
+class PlanError(ValueError):
+    """The plan cannot be cut as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What planning needs to know of one cluster."""
+
+    id: int
+    name: str
+    subscription_id: str
+    region: str
+    ring: str
+    tags: Mapping[str, str]
+    eligible: bool
+    eligibility_reasons: tuple[str, ...] = ()
+    acceleration_mode: str = NONE
+    preflight: str = ""  # the latest scan's status; "" when never scanned
+    claimed_by: str = ""  # the name of another active plan that holds it
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which clusters a plan covers. Empty criteria select everything; within a criterion any
+    value matches; across criteria all must. Names match exactly or as shell-style globs."""
+
+    subscriptions: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
+    rings: frozenset[str] = frozenset()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+
+    def matches(self, c: Candidate) -> bool:
+        if self.subscriptions and c.subscription_id not in self.subscriptions:
+            return False
+        if self.regions and c.region not in self.regions:
+            return False
+        if self.rings and c.ring not in self.rings:
+            return False
+        if any(c.tags.get(k) != v for k, v in self.tags.items()):
+            return False
+        return not self.names or any(_name_matches(p, c.name) for p in self.names)
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    if not any(ch in pattern for ch in "*?["):
+        return pattern == name
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One entry of a wave specification: a cumulative count or percentage."""
+
+    text: str
+    count: int | None = None
+    percent: float | None = None
+
+    def total(self, clusters: int) -> int:
+        if self.count is not None:
+            return min(self.count, clusters)
+        assert self.percent is not None
+        # 5% of 60 is 3.0000000000000004 in floating point: round before taking the ceiling.
+        return min(clusters, math.ceil(round(self.percent * clusters / 100, 9)))
+
+
+def parse_waves(spec: str) -> list[Step]:
+    """`1, 5%, 25%, 100%` → steps. Raises PlanError with what is wrong."""
+    entries = [e.strip() for e in (spec or "").split(",")]
+    if not any(entries):
+        raise PlanError("Give the waves, for example: 1, 5%, 25%, 100%.")
+    steps: list[Step] = []
+    for position, entry in enumerate(entries, 1):
+        m = _ENTRY.fullmatch(entry.replace(" ", ""))
+        if m is None:
+            raise PlanError(
+                f"Wave {position} ({entry!r}) is neither a number of clusters nor a percentage "
+                "such as 25%."
+            )
+        if m["percent"]:
+            percent = float(m["number"])
+            if not 0 < percent <= 100:
+                raise PlanError(f"Wave {position} ({entry}) must be above 0% and at most 100%.")
+            steps.append(Step(entry, percent=percent))
+        else:
+            if "." in m["number"] or int(m["number"]) < 1:
+                raise PlanError(f"Wave {position} ({entry}) must be a whole number of clusters.")
+            steps.append(Step(entry, count=int(m["number"])))
+    last = steps[-1]
+    if last.percent != 100:
+        raise PlanError(
+            f"The last wave is {last.text}; it must be 100% so that every selected cluster is "
+            "in a wave."
+        )
+    return steps
+
+
+@dataclass(frozen=True)
+class Excluded:
+    candidate: Candidate
+    reason: str
+
+
+@dataclass
+class Cut:
+    waves: list[list[Candidate]]
+    excluded: list[Excluded]
+    steps: list[Step]
+
+    @property
+    def cluster_count(self) -> int:
+        return sum(len(w) for w in self.waves)
+
+
+def exclusion(c: Candidate, goal: str) -> str | None:
+    """Why a selected cluster cannot be in a plan with this goal, or None."""
+    if c.claimed_by:
+        return f"in plan {c.claimed_by!r}, which is still active"
+    if goal == NONE:  # a rollback: only clusters now at BpfVeth, no preflight
+        return None if c.acceleration_mode == BPFVETH else "not at BpfVeth: nothing to roll back"
+    if c.acceleration_mode == BPFVETH:
+        return "already at BpfVeth"
+    if not c.eligible:
+        reasons = "; ".join(c.eligibility_reasons) or "not eligible"
+        return f"not eligible: {reasons}"
+    if c.preflight == "blocked":
+        return "blocked: its latest preflight scan found user-installed iptables rules"
+    return None
+
+
+def order_key(c: Candidate, ring_order: Sequence[str]) -> tuple[int, str, str, str, int]:
+    """Rings in the configured order, then other rings by name, then clusters with no ring;
+    within a ring by region, then name."""
+    if c.ring in ring_order:
+        rank = ring_order.index(c.ring)
+    else:
+        rank = len(ring_order) + (1 if c.ring == NO_RING else 0)
+    return (rank, c.ring, c.region, c.name, c.id)
+
+
+def cut(
+    candidates: Iterable[Candidate],
+    selection: Selection,
+    spec: str,
+    goal: str = BPFVETH,
+    ring_order: Sequence[str] = (),
+) -> Cut:
+    """The plan's waves and the clusters set apart, with reasons. Raises PlanError."""
+    if goal not in (BPFVETH, NONE):
+        raise PlanError(f"The goal must be {BPFVETH} or {NONE}, not {goal!r}.")
+    steps = parse_waves(spec)
+    chosen: list[Candidate] = []
+    excluded: list[Excluded] = []
+    for c in candidates:
+        if not selection.matches(c):
+            continue
+        reason = exclusion(c, goal)
+        if reason is None:
+            chosen.append(c)
+        else:
+            excluded.append(Excluded(c, reason))
+    chosen.sort(key=lambda c: order_key(c, ring_order))
+    excluded.sort(key=lambda e: (e.candidate.name, e.candidate.id))
+    waves: list[list[Candidate]] = []
+    done = 0
+    for step in steps:
+        total = step.total(len(chosen))
+        if total < done:
+            raise PlanError(
+                f"Wave sizes are cumulative: {step.text} ({total} clusters) is fewer than the "
+                f"{done} already changed by the waves before it."
+            )
+        if total > done:
+            waves.append(chosen[done:total])
+            done = total
+    return Cut(waves, excluded, steps)
