@@ -219,6 +219,8 @@ AZURE_STATIC_TOKEN = env.str("AZURE_STATIC_TOKEN", default="")
 # The tag whose value is a cluster's rollout ring (canary, early, broad, ...).
 WAVEGATE_RING_TAG = env.str("WAVEGATE_RING_TAG", default="ring")
 WAVEGATE_SYNC_MINUTES = env.int("WAVEGATE_SYNC_MINUTES", default=15)
+# Rings in rollout order (a plan's waves go ring by ring); others follow by name, then no ring.
+WAVEGATE_RING_ORDER = env.list("WAVEGATE_RING_ORDER", default=["canary", "early", "broad"])
 # Parallel Azure reads during a sync (maintenance configurations).
 WAVEGATE_SYNC_CONCURRENCY = env.int("WAVEGATE_SYNC_CONCURRENCY", default=32)
 # A sync still marked running after this long was abandoned (its worker died).

@@ -1,8 +1,15 @@
-"""The rollout app's models."""
+"""The rollout app's models: plans, their waves and targets (one per cluster), approvals, and
+the claims that keep a cluster in at most one active plan. Their states and moves are in
+rollout/choices.py."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+
+from config.fields import JSONField
+from fleet.models import Cluster
+from rollout.choices import Decision, Goal, PlanStatus, TargetStatus, WaveStatus
 
 
 class RolloutPermissions(models.Model):
@@ -20,3 +27,128 @@ class RolloutPermissions(models.Model):
 
     def __str__(self) -> str:
         return "rollout permissions"
+
+
+class RolloutPlan(models.Model):
+    """A named change of acceleration mode over a selection of clusters, cut into waves."""
+
+    name = models.CharField(max_length=200)
+    goal = models.CharField(max_length=16, choices=Goal.choices, default=Goal.BPFVETH)
+    # {"subscriptions": [...], "regions": [...], "rings": [...], "tags": {k: v}, "names": [...]}
+    selection = JSONField(default=dict, blank=True)
+    wave_spec = models.CharField(max_length=200, default="1, 5%, 25%, 100%")
+    concurrency = models.PositiveIntegerField(default=10)
+    # Failed targets a wave tolerates before the plan pauses: a count ("0", "3") or "10%".
+    failure_budget = models.CharField(max_length=16, default="0")
+    soak_minutes = models.PositiveIntegerField(default=30)
+    respect_maintenance_windows = models.BooleanField(default=True)
+    approvals_needed = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(
+        max_length=16, choices=PlanStatus.choices, default=PlanStatus.DRAFT, db_index=True
+    )
+    # sha256 of the plan's content and its frozen cluster lists; approvals are bound to it.
+    content_hash = models.CharField(max_length=64, blank=True)
+    paused_reason = models.TextField(blank=True)
+    # Set apart when submitted, frozen with the waves: [{"cluster", "name", "reason"}].
+    excluded = JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Wave(models.Model):
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="waves")
+    index = models.PositiveIntegerField()  # 1-based
+    status = models.CharField(
+        max_length=20, choices=WaveStatus.choices, default=WaveStatus.PENDING, db_index=True
+    )
+    paused_from = models.CharField(max_length=20, blank=True)  # where a paused wave returns
+    approvals_needed = models.PositiveSmallIntegerField(default=1)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    soak_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["plan", "index"]
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "index"], name="rollout_wave_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan} wave {self.index}"
+
+
+class RolloutTarget(models.Model):
+    """One cluster in one plan: where the engine is with it, and what Azure said."""
+
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="targets")
+    wave = models.ForeignKey(Wave, on_delete=models.CASCADE, related_name="targets")
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveIntegerField()  # order within the plan (ring, region, name)
+    status = models.CharField(
+        max_length=20, choices=TargetStatus.choices, default=TargetStatus.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    continuation_token = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)  # x-ms-client-request-id
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    profile_before = JSONField(default=dict, blank=True)
+    profile_after = JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["plan", "position"]
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "cluster"], name="rollout_target_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan} / {self.cluster_id}"
+
+
+class ClusterClaim(models.Model):
+    """A cluster belongs to at most one active plan: the row exists while the plan is active,
+    and the unique cluster column refuses a second claim."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="claim")
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="claims")
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} in {self.plan_id}"
+
+
+class Approval(models.Model):
+    wave = models.ForeignKey(Wave, on_delete=models.CASCADE, related_name="approvals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    comment = models.TextField()
+    plan_hash = models.CharField(max_length=64)  # the plan's content hash when given
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["wave", "created_at"]
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["wave", "user"], name="rollout_approval_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision} of {self.wave} by {self.user_id}"

@@ -1,0 +1,241 @@
+"""Operator actions on rollout plans: each checks permission and writes its audit event in the
+same transaction as its change. Planning itself is rollout/planning.py; this freezes its result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+import audit
+from fleet.models import Cluster
+from rollout import access, planning
+from rollout.choices import Goal, PlanStatus, WaveStatus
+from rollout.models import ClusterClaim, RolloutPlan, RolloutTarget, Wave
+
+_BUDGET = re.compile(r"(\d{1,4})(%?)")
+EDITABLE = ("name", "goal", "selection", "wave_spec", "concurrency", "failure_budget",
+            "soak_minutes", "respect_maintenance_windows", "approvals_needed")  # fmt: skip
+
+
+class ActionRefused(Exception):
+    """The action cannot be done now; the message says why and what to do."""
+
+
+def selection_of(plan: RolloutPlan) -> planning.Selection:
+    raw = plan.selection or {}
+    return planning.Selection(
+        subscriptions=frozenset(raw.get("subscriptions") or ()),
+        regions=frozenset(raw.get("regions") or ()),
+        rings=frozenset(raw.get("rings") or ()),
+        tags=dict(raw.get("tags") or {}),
+        names=tuple(raw.get("names") or ()),
+    )
+
+
+def candidates(plan: RolloutPlan | None = None) -> list[planning.Candidate]:
+    """Every live cluster as planning sees it; claims by other active plans named."""
+    claims = dict(
+        ClusterClaim.objects.exclude(plan=plan).values_list("cluster_id", "plan__name")
+        if plan is not None and plan.pk
+        else ClusterClaim.objects.values_list("cluster_id", "plan__name")
+    )
+    rows = Cluster.objects.filter(removed_at__isnull=True).values_list(
+        "pk", "name", "subscription__subscription_id", "location", "ring", "tags", "eligible",
+        "eligibility_reasons", "acceleration_mode", "preflight",
+    )  # fmt: skip
+    return [
+        planning.Candidate(
+            id=pk,
+            name=name,
+            subscription_id=subscription,
+            region=region,
+            ring=ring,
+            tags=tags or {},
+            eligible=eligible,
+            eligibility_reasons=tuple(str(r.get("reason", r)) for r in reasons or ()),
+            acceleration_mode=mode,
+            preflight=preflight,
+            claimed_by=claims.get(pk, ""),
+        )
+        for pk, name, subscription, region, ring, tags, eligible, reasons, mode, preflight in rows
+    ]
+
+
+def check_budget(text: str) -> str:
+    m = _BUDGET.fullmatch((text or "").strip())
+    if m is None or (m[2] and int(m[1]) > 100):
+        raise ActionRefused(
+            f"The failure budget {text!r} is neither a number of clusters (0 pauses at the first "
+            "failure) nor a percentage of a wave such as 10%."
+        )
+    return m[0]
+
+
+def content_hash(plan: RolloutPlan, waves: list[list[str]]) -> str:
+    """What approvals are bound to: the plan's settings and every wave's frozen cluster ids."""
+    content = {field: getattr(plan, field) for field in EDITABLE} | {"waves": waves}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _validate(plan: RolloutPlan) -> None:
+    if not plan.name.strip():
+        raise ActionRefused("Give the plan a name.")
+    if plan.goal not in Goal.values:
+        raise ActionRefused(f"The goal must be one of {', '.join(Goal.values)}.")
+    try:
+        planning.parse_waves(plan.wave_spec)
+    except planning.PlanError as exc:
+        raise ActionRefused(str(exc)) from exc
+    plan.failure_budget = check_budget(plan.failure_budget)
+    if plan.concurrency < 1:
+        raise ActionRefused("Concurrency must be at least 1 cluster at a time.")
+    if plan.approvals_needed < 1:
+        raise ActionRefused("Every wave needs at least one approval.")
+
+
+@transaction.atomic
+def create_plan(*, acting_user: Any, **fields: Any) -> RolloutPlan:
+    """A draft plan: its criteria only; the waves are cut and frozen when it is submitted."""
+    if not access.can_manage_plans(acting_user):
+        raise PermissionDenied(access.can_manage_plans.refusal)
+    unknown = set(fields) - set(EDITABLE)
+    if unknown:
+        raise ActionRefused(f"Unknown plan field(s): {', '.join(sorted(unknown))}.")
+    plan = RolloutPlan(created_by=acting_user, created_at=timezone.now(), **fields)
+    _validate(plan)
+    plan.save()
+    audit.record(
+        "rollout.plan_created",
+        acting_user=acting_user,
+        obj=plan,
+        after={f: getattr(plan, f) for f in EDITABLE},
+    )
+    return plan
+
+
+@transaction.atomic
+def submit_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
+    """Cut the plan's waves now, freeze their cluster lists, claim the clusters, bind the plan's
+    hash, and put the first wave up for approval."""
+    if not access.can_manage_plans(acting_user):
+        raise PermissionDenied(access.can_manage_plans.refusal)
+    plan = RolloutPlan.objects.select_for_update().get(pk=plan.pk)
+    if plan.status != PlanStatus.DRAFT:
+        raise ActionRefused(
+            f"Plan {plan.name!r} is {plan.get_status_display().lower()}, not a draft."
+        )
+    try:
+        cut = planning.cut(
+            candidates(plan), selection_of(plan), plan.wave_spec, plan.goal, ring_order()
+        )
+    except planning.PlanError as exc:
+        raise ActionRefused(str(exc)) from exc
+    if not cut.waves:
+        raise ActionRefused(
+            f"Plan {plan.name!r} selects no cluster that can take part "
+            f"({len(cut.excluded)} set apart): widen the selection or fix what sets them apart."
+        )
+    waves = [Wave(plan=plan, index=i, approvals_needed=plan.approvals_needed)
+             for i in range(1, len(cut.waves) + 1)]  # fmt: skip
+    waves[0].status = WaveStatus.AWAITING_APPROVAL
+    Wave.objects.bulk_create(waves)
+    position = 0
+    targets = []
+    for wave, members in zip(waves, cut.waves, strict=True):
+        for member in members:
+            position += 1
+            targets.append(
+                RolloutTarget(plan=plan, wave=wave, cluster_id=member.id, position=position)
+            )
+    RolloutTarget.objects.bulk_create(targets, batch_size=1000)
+    try:
+        with transaction.atomic():
+            ClusterClaim.objects.bulk_create(
+                [ClusterClaim(cluster_id=t.cluster_id, plan=plan) for t in targets],
+                batch_size=1000,
+            )
+    except IntegrityError as exc:
+        raise ActionRefused(_claim_refusal(plan, [t.cluster_id for t in targets])) from exc
+    plan.excluded = [
+        {"cluster": e.candidate.id, "name": e.candidate.name, "reason": e.reason}
+        for e in cut.excluded
+    ]
+    plan.content_hash = content_hash(plan, [[str(m.id) for m in w] for w in cut.waves])
+    plan.status = PlanStatus.SUBMITTED
+    plan.submitted_at = timezone.now()
+    plan.save()
+    audit.record(
+        "rollout.plan_submitted",
+        acting_user=acting_user,
+        obj=plan,
+        after={
+            "waves": [len(w) for w in cut.waves],
+            "excluded": len(cut.excluded),
+            "content_hash": plan.content_hash,
+        },
+    )
+    return plan
+
+
+def _claim_refusal(plan: RolloutPlan, cluster_ids: list[int]) -> str:
+    taken = (
+        ClusterClaim.objects.filter(cluster_id__in=cluster_ids)
+        .exclude(plan=plan)
+        .values_list("cluster__name", "plan__name")[:5]
+    )
+    listed = ", ".join(f"{cluster} (in plan {other!r})" for cluster, other in taken)
+    return (
+        "Another active plan claimed some of these clusters meanwhile: "
+        f"{listed or 'see the plans'}. Submit again: the waves will leave them out."
+    )
+
+
+@transaction.atomic
+def edit_plan(plan: RolloutPlan, *, acting_user: Any, **changes: Any) -> RolloutPlan:
+    """Change a draft or submitted plan. A submitted plan goes back to draft: its frozen waves,
+    its claims and every approval given are void, and it must be submitted again."""
+    if not access.can_manage_plans(acting_user):
+        raise PermissionDenied(access.can_manage_plans.refusal)
+    plan = RolloutPlan.objects.select_for_update().get(pk=plan.pk)
+    if plan.status not in (PlanStatus.DRAFT, PlanStatus.SUBMITTED):
+        raise ActionRefused(
+            f"Plan {plan.name!r} is {plan.get_status_display().lower()}: it can no longer be "
+            "edited. Abort it and create a new one."
+        )
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ActionRefused(f"Unknown plan field(s): {', '.join(sorted(unknown))}.")
+    before = {f: getattr(plan, f) for f in EDITABLE}
+    for field, value in changes.items():
+        setattr(plan, field, value)
+    _validate(plan)
+    voided = 0
+    if plan.status == PlanStatus.SUBMITTED:
+        voided = sum(w.approvals.count() for w in plan.waves.all())
+        plan.waves.all().delete()  # targets and approvals go with them
+        plan.claims.all().delete()
+        plan.status = PlanStatus.DRAFT
+        plan.content_hash = ""
+        plan.excluded = []
+        plan.submitted_at = None
+    plan.save()
+    audit.record(
+        "rollout.plan_edited",
+        acting_user=acting_user,
+        obj=plan,
+        before=before,
+        after={**{f: getattr(plan, f) for f in EDITABLE}, "approvals_voided": voided},
+    )
+    return plan
+
+
+def ring_order() -> tuple[str, ...]:
+    return tuple(settings.WAVEGATE_RING_ORDER)
