@@ -17,8 +17,8 @@ from django.utils import timezone
 import audit
 from fleet.models import Cluster
 from rollout import access, planning
-from rollout.choices import Goal, PlanStatus, WaveStatus
-from rollout.models import ClusterClaim, RolloutPlan, RolloutTarget, Wave
+from rollout.choices import Decision, Goal, PlanStatus, WaveStatus
+from rollout.models import Approval, ClusterClaim, RolloutPlan, RolloutTarget, Wave
 
 _BUDGET = re.compile(r"(\d{1,4})(%?)")
 EDITABLE = ("name", "goal", "selection", "wave_spec", "concurrency", "failure_budget",
@@ -239,3 +239,96 @@ def edit_plan(plan: RolloutPlan, *, acting_user: Any, **changes: Any) -> Rollout
 
 def ring_order() -> tuple[str, ...]:
     return tuple(settings.WAVEGATE_RING_ORDER)
+
+
+def _decide(wave: Wave, acting_user: Any, comment: str) -> tuple[Wave, RolloutPlan]:
+    """What approving and rejecting share: the four-eyes and state checks, under row locks."""
+    if not access.can_approve_waves(acting_user):
+        raise PermissionDenied(access.can_approve_waves.refusal)
+    if not (comment or "").strip():
+        raise ActionRefused("Say why in a comment: approvals and rejections are reviewed later.")
+    plan = RolloutPlan.objects.select_for_update().get(pk=wave.plan_id)
+    wave = Wave.objects.select_for_update().get(pk=wave.pk)
+    if plan.created_by_id == acting_user.pk:
+        raise PermissionDenied(
+            f"You created plan {plan.name!r}: another approver must decide its waves (four eyes)."
+        )
+    if plan.status not in (PlanStatus.SUBMITTED, PlanStatus.RUNNING, PlanStatus.PAUSED):
+        raise ActionRefused(
+            f"Plan {plan.name!r} is {plan.get_status_display().lower()}: its waves take no "
+            "decisions now."
+        )
+    if wave.status not in (WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL):
+        raise ActionRefused(
+            f"Wave {wave.index} is {wave.get_status_display().lower()}: it takes no decisions now."
+        )
+    if wave.approvals.filter(user=acting_user, plan_hash=plan.content_hash).exists():
+        raise ActionRefused(f"You have already decided on wave {wave.index} of this plan.")
+    return wave, plan
+
+
+def valid_approvals(wave: Wave, plan: RolloutPlan) -> int:
+    """Approvals that count: given for the plan as it is now (its hash)."""
+    return wave.approvals.filter(decision=Decision.APPROVE, plan_hash=plan.content_hash).count()
+
+
+@transaction.atomic
+def approve_wave(wave: Wave, *, acting_user: Any, comment: str) -> Wave:
+    """Approve a wave of another person's plan. Once it has the approvals it needs it is
+    `approved`, and starts as soon as its other gates (previous wave soaked, window) are met."""
+    wave, plan = _decide(wave, acting_user, comment)
+    Approval.objects.create(
+        wave=wave,
+        user=acting_user,
+        decision=Decision.APPROVE,
+        comment=comment.strip(),
+        plan_hash=plan.content_hash,
+        created_at=timezone.now(),
+    )
+    if valid_approvals(wave, plan) >= wave.approvals_needed:
+        wave.status = WaveStatus.APPROVED
+        wave.save(update_fields=["status"])
+    audit.record(
+        "rollout.wave_approved",
+        acting_user=acting_user,
+        obj=wave,
+        after={
+            "plan": plan.pk,
+            "wave": wave.index,
+            "comment": comment.strip(),
+            "plan_hash": plan.content_hash,
+            "approvals": valid_approvals(wave, plan),
+            "needed": wave.approvals_needed,
+        },
+    )
+    return wave
+
+
+@transaction.atomic
+def reject_wave(wave: Wave, *, acting_user: Any, comment: str) -> RolloutPlan:
+    """Reject a wave: the plan stops (rejected) and lets go of its clusters."""
+    wave, plan = _decide(wave, acting_user, comment)
+    Approval.objects.create(
+        wave=wave,
+        user=acting_user,
+        decision=Decision.REJECT,
+        comment=comment.strip(),
+        plan_hash=plan.content_hash,
+        created_at=timezone.now(),
+    )
+    wave.status = WaveStatus.REJECTED
+    wave.save(update_fields=["status"])
+    plan.waves.filter(status__in=(WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL)).update(
+        status=WaveStatus.ABORTED
+    )
+    plan.status = PlanStatus.REJECTED
+    plan.finished_at = timezone.now()
+    plan.save(update_fields=["status", "finished_at"])
+    plan.claims.all().delete()
+    audit.record(
+        "rollout.wave_rejected",
+        acting_user=acting_user,
+        obj=wave,
+        after={"plan": plan.pk, "wave": wave.index, "comment": comment.strip()},
+    )
+    return plan
