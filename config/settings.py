@@ -242,6 +242,8 @@ WAVEGATE_SCAN_POLL_SECONDS = env.float("WAVEGATE_SCAN_POLL_SECONDS", default=2.0
 WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS = env.float(
     "WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS", default=20.0
 )
+# A rollout reuses a cluster's preflight scan younger than this, else scans it again first.
+WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES = env.int("WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES", default=60)
 # Clusters scanned at once by "Scan all eligible clusters".
 WAVEGATE_SCAN_CONCURRENCY = env.int("WAVEGATE_SCAN_CONCURRENCY", default=8)
 # Scans mostly wait on clusters: production runs them on a queue of their own, served by a

@@ -1,0 +1,254 @@
+"""The rollout engine's step for one target: advance it by at most one Azure call and return.
+
+`advance(target_id)` reads the target's state from the database, does the one thing that state
+calls for, and moves it along an arrow of rollout/choices.py TARGET_MOVES with a conditional
+update that must change exactly one row (so two workers never work one target at once). It never
+sleeps: a target still waiting (an operation in progress, a scan running elsewhere) is left as
+it is, and the caller runs `advance` again later.
+
+The PUT is sent at most once per attempt: the target moves to `enabling` (with a fresh
+`x-ms-client-request-id` and the attempt counted) before the PUT, and the continuation token is
+stored right after it. A target found in `enabling` without a token (its worker died between
+the two) is resolved by reading the cluster: an operation still running is waited for, a change
+that took effect goes on to verification, and only a PUT that never landed is sent again.
+
+Not yet here (issue 6 continues): maintenance windows (`waiting_for_window`), node-level
+verification (Ready nodes labelled ebpf-host-routing, Cilium agents, warning events), waves,
+budgets and the Celery tasks and reconciler that call `advance`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+import audit
+from fleet import preflight
+from fleet.azure import Azure, AzureError, Refused, Throttled, Unavailable
+from fleet.choices import SCAN_OPEN, ScanStatus
+from fleet.models import PreflightScan
+from rollout.choices import Goal, TargetStatus
+from rollout.models import RolloutTarget
+
+log = logging.getLogger(__name__)
+T = TargetStatus
+_REQUEST_IDS = uuid.UUID("5f0c2a4e-8b7d-4c1e-9a3f-6d2b1e0c7a95")
+
+
+def request_id(target: RolloutTarget, attempt: int) -> str:
+    """The x-ms-client-request-id of one attempt: a GUID derived from target and attempt, so
+    that Azure's records and ours match."""
+    return str(uuid.uuid5(_REQUEST_IDS, f"target-{target.pk}-attempt-{attempt}"))
+
+
+def move(target: RolloutTarget, source: str, destination: str, **fields: Any) -> bool:
+    """Move the target if it is still in `source`; False when someone else moved it first."""
+    now = timezone.now()
+    if destination in (T.ENABLED, T.FAILED, T.BLOCKED, T.ROLLED_BACK, T.SKIPPED):
+        fields.setdefault("finished_at", now)
+    changed = RolloutTarget.objects.filter(pk=target.pk, status=source).update(
+        status=destination, updated_at=now, **fields
+    )
+    if changed == 1:
+        target.refresh_from_db()
+        return True
+    return False
+
+
+def advance(target_id: int, azure: Azure | None = None) -> str:
+    """One step for one target; returns its status afterwards."""
+    target = RolloutTarget.objects.select_related("plan", "cluster__subscription").get(pk=target_id)
+    azure = azure or preflight.gateway()
+    step = _STEPS.get(target.status)
+    if step is None:
+        return target.status  # settled, or waiting for something this module does not do yet
+    try:
+        step(target, azure)
+    except Exception as exc:  # a bug must not leave the target half-moved without a word
+        log.exception("advancing target %s failed", target.pk)
+        RolloutTarget.objects.filter(pk=target.pk).update(
+            error_message=f"Wavegate failed at this step ({type(exc).__name__}: {exc})."
+        )
+    target.refresh_from_db()
+    return target.status
+
+
+def _where(target: RolloutTarget) -> tuple[str, str, str]:
+    cluster = target.cluster
+    return cluster.subscription.subscription_id, cluster.resource_group, cluster.name
+
+
+def _start(target: RolloutTarget, azure: Azure) -> None:
+    move(target, T.PENDING, T.PREFLIGHT, started_at=timezone.now())
+
+
+def _preflight(target: RolloutTarget, azure: Azure) -> None:
+    if target.plan.goal == Goal.NONE:  # rolling back is the safe direction: no scan
+        move(target, T.PREFLIGHT, T.READY)
+        return
+    cluster = target.cluster
+    if PreflightScan.objects.filter(cluster=cluster, status__in=SCAN_OPEN).exists():
+        return  # a scan is under way: its result will do
+    max_age = datetime.timedelta(minutes=settings.WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES)
+    scan = (
+        PreflightScan.objects.filter(cluster=cluster, finished_at__gte=timezone.now() - max_age)
+        .order_by("-finished_at")
+        .first()
+    )
+    if scan is None:
+        queued = PreflightScan.objects.create(
+            cluster=cluster, requested_by=target.plan.created_by, queued_at=timezone.now()
+        )
+        scan = preflight.run_scan(queued.pk, azure)
+        if scan is None:
+            return
+    if scan.status == ScanStatus.CLEAN:
+        move(target, T.PREFLIGHT, T.READY)
+        return
+    reasons: dict[str, str] = {
+        ScanStatus.BLOCKED: "user-installed iptables rules block it",
+        ScanStatus.INCOMPLETE: "not every node could be read, so it cannot be called clean",
+        ScanStatus.ERROR: "the scan failed",
+    }
+    reason = reasons.get(scan.status, scan.status)
+    move(
+        target,
+        T.PREFLIGHT,
+        T.BLOCKED,
+        error_code=f"Preflight{scan.status.capitalize()}",
+        error_message=f"Preflight scan #{scan.pk}: {reason}. {scan.message}".strip(),
+    )
+
+
+def _enable(target: RolloutTarget, azure: Azure) -> None:
+    """READY → ENABLING: count the attempt, then send the PUT and keep its token."""
+    attempt = target.attempts + 1
+    rid = request_id(target, attempt)
+    if not move(
+        target, T.READY, T.ENABLING, attempts=F("attempts") + 1, request_id=rid,
+        continuation_token="", error_code="", error_message="",
+    ):  # fmt: skip
+        return
+    try:
+        before = azure.get_cluster(*_where(target))
+        token = azure.begin_set_acceleration_mode(
+            *_where(target), target.plan.goal, etag=before.e_tag, request_id=rid
+        )
+    except Throttled as exc:
+        # Azure answered 429: the PUT was not taken. Back to ready; the next step retries.
+        move(target, T.ENABLING, T.READY, error_code="Throttled", error_message=str(exc))
+        return
+    except Unavailable as exc:
+        # The PUT may or may not have landed: leave it tokenless; _follow reads the cluster.
+        RolloutTarget.objects.filter(pk=target.pk).update(
+            error_code="Unavailable", error_message=str(exc)
+        )
+        return
+    except AzureError as exc:
+        code = exc.code if isinstance(exc, Refused) else type(exc).__name__
+        move(target, T.ENABLING, T.FAILED, error_code=code, error_message=str(exc))
+        _record(target, "rollout.target_failed")
+        return
+    RolloutTarget.objects.filter(pk=target.pk, status=T.ENABLING).update(
+        continuation_token=token, profile_before=_profile(before)
+    )
+    _record(target, "rollout.target_change_sent")
+
+
+def _follow(target: RolloutTarget, azure: Azure) -> None:
+    """ENABLING: read the operation once (from its token), or resolve a tokenless target."""
+    if not target.continuation_token:
+        cluster = azure.get_cluster(*_where(target))
+        state = _profile(cluster)
+        if state["provisioningState"] not in ("Succeeded", "Failed", "Canceled"):
+            return  # an operation is running: perhaps ours; wait for it to end
+        if state["accelerationMode"] == target.plan.goal and state["provisioningState"] == (
+            "Succeeded"
+        ):
+            move(target, T.ENABLING, T.VERIFYING)
+        else:  # nothing landed: the attempt may be sent again
+            move(target, T.ENABLING, T.READY)
+        return
+    status = azure.operation_status(*_where(target), target.continuation_token)
+    if status == "InProgress":
+        return
+    if status == "Succeeded":
+        move(target, T.ENABLING, T.VERIFYING)
+        return
+    move(
+        target,
+        T.ENABLING,
+        T.FAILED,
+        error_code=f"Operation{status}",
+        error_message=f"Azure's operation ended {status}. Retry the cluster or roll it back.",
+    )
+    _record(target, "rollout.target_failed")
+
+
+def _verify(target: RolloutTarget, azure: Azure) -> None:
+    cluster = azure.get_cluster(*_where(target))
+    state = _profile(cluster)
+    if state["provisioningState"] != "Succeeded":
+        return
+    if state["accelerationMode"] != target.plan.goal:
+        move(
+            target,
+            T.VERIFYING,
+            T.FAILED,
+            error_code="ModeNotSet",
+            error_message=(
+                f"The operation succeeded but the cluster's mode is {state['accelerationMode']}, "
+                f"not {target.plan.goal}."
+            ),
+            profile_after=state,
+        )
+        _record(target, "rollout.target_failed")
+        return
+    move(target, T.VERIFYING, T.ENABLED, profile_after=state)
+    _record(target, "rollout.target_done")
+
+
+def _profile(cluster: Any) -> dict[str, Any]:
+    props = cluster.properties
+    network = props.network_profile if props else None
+    advanced = network.advanced_networking if network else None
+    performance = advanced.performance if advanced else None
+    mode = performance.acceleration_mode if performance else None
+    return {
+        "accelerationMode": str(getattr(mode, "value", mode) or "None"),
+        "provisioningState": str(props.provisioning_state if props else ""),
+        "eTag": cluster.e_tag or "",
+    }
+
+
+def _record(target: RolloutTarget, action: str) -> None:
+    target.refresh_from_db()
+    audit.record(
+        action,
+        obj=target.cluster,
+        after={
+            "plan": target.plan_id,
+            "target": target.pk,
+            "status": target.status,
+            "attempt": target.attempts,
+            "request_id": target.request_id,
+            "error_code": target.error_code,
+            "error": target.error_message,
+        },
+    )
+
+
+_STEPS: dict[str, Callable[[RolloutTarget, Azure], None]] = {
+    T.PENDING: _start,
+    T.PREFLIGHT: _preflight,
+    T.READY: _enable,
+    T.ENABLING: _follow,
+    T.VERIFYING: _verify,
+}

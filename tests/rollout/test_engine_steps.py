@@ -1,0 +1,137 @@
+"""The engine's step for one target, against aksim through the real SDK: fresh preflight, one
+PUT per attempt with its own request id, the token kept, one status read per step, verify."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from aksim.fleetfile import Cluster as Spec
+from aksim.generate import _eligible
+from fleet.choices import SyncTrigger
+from fleet.models import Cluster
+from fleet.sync import run_sync
+from rollout import actions, engine
+from rollout.choices import Goal, TargetStatus
+from rollout.models import RolloutTarget
+from tests.aksim.test_arm_sdk import eligible_clean
+from tests.aksim_server import Aksim
+
+pytestmark = pytest.mark.django_db
+SETTLED = {"enabled", "failed", "blocked", "skipped", "rolled_back"}
+
+
+@pytest.fixture
+def fleet(wavegate_on_aksim: Aksim, settings) -> Aksim:
+    settings.WAVEGATE_SCAN_POLL_SECONDS = 0.05
+    settings.WAVEGATE_SCAN_DEADLINE_SECONDS = 5.0
+    assert run_sync(SyncTrigger.COMMAND).status == "succeeded"
+    return wavegate_on_aksim
+
+
+def target_for(spec: Spec, personas, goal: str = Goal.BPFVETH) -> RolloutTarget:
+    plan = actions.create_plan(
+        acting_user=personas["operator"],
+        name=f"one-{spec.name}",
+        goal=goal,
+        wave_spec="100%",
+        selection={"names": [spec.name]},
+    )
+    plan = actions.submit_plan(plan, acting_user=personas["operator"])
+    return plan.targets.get()
+
+
+def run_until_settled(target: RolloutTarget, steps: int = 400) -> list[str]:
+    seen = [target.status]
+    for _ in range(steps):
+        status = engine.advance(target.pk)
+        if status != seen[-1]:
+            seen.append(status)
+        if status in SETTLED:
+            return seen
+        time.sleep(0.02)
+    raise AssertionError(f"target stuck after {steps} steps: {seen}")
+
+
+def accepted_puts(aksim: Aksim, spec: Spec) -> list[dict]:
+    return [p for p in aksim.admin("GET", "puts")["accepted"] if p["clusterId"] == spec.arm_id]
+
+
+def test_a_clean_cluster_goes_through_every_step_to_bpfveth_with_one_put(fleet, personas):
+    spec = fleet.one(eligible_clean, "eligible clean cluster")
+    target = target_for(spec, personas)
+
+    seen = run_until_settled(target)
+
+    assert seen == ["pending", "preflight", "ready", "enabling", "verifying", "enabled"]
+    target.refresh_from_db()
+    assert fleet.truth(spec)["accelerationMode"] == "BpfVeth"
+    puts = accepted_puts(fleet, spec)
+    assert [p["clientRequestId"] for p in puts] == [target.request_id]
+    assert target.attempts == 1
+    assert target.profile_before["accelerationMode"] == "None"
+    assert target.profile_after["accelerationMode"] == "BpfVeth"
+    assert Cluster.objects.get(pk=target.cluster_id).latest_scan.status == "clean"
+
+
+def test_a_cluster_with_user_rules_is_blocked_by_its_fresh_preflight_and_never_changed(
+    fleet, personas
+):
+    spec = fleet.one(
+        lambda c: _eligible(c) and c.user_rules and c.acceleration_mode == "None"
+        and c.power_state == "Running" and not c.private,
+        "eligible cluster with user rules",
+    )  # fmt: skip
+    target = target_for(spec, personas)
+
+    assert run_until_settled(target)[-1] == "blocked"
+
+    target.refresh_from_db()
+    assert "user-installed iptables rules block it" in target.error_message
+    assert accepted_puts(fleet, spec) == []
+    assert fleet.admin("GET", "puts")["refused"] == []
+
+
+def test_a_failed_operation_fails_the_target_with_what_to_do(fleet, personas):
+    spec = fleet.one(eligible_clean, "eligible clean cluster")
+    fleet.admin("PUT", "faults", {"lroFailureRate": 1.0})
+    target = target_for(spec, personas)
+
+    assert run_until_settled(target)[-1] == "failed"
+
+    target.refresh_from_db()
+    assert target.error_code == "OperationFailed"
+    assert "Retry the cluster or roll it back" in target.error_message
+    assert len(accepted_puts(fleet, spec)) == 1
+
+
+def test_a_target_left_enabling_without_a_token_is_resolved_by_reading_the_cluster(fleet, personas):
+    spec = fleet.one(eligible_clean, "eligible clean cluster")
+    target = target_for(spec, personas)
+    # As if the worker died after counting the attempt and before the PUT went out.
+    RolloutTarget.objects.filter(pk=target.pk).update(
+        status=TargetStatus.ENABLING, attempts=1, request_id=engine.request_id(target, 1)
+    )
+    target.refresh_from_db()
+
+    seen = run_until_settled(target)
+
+    assert seen[:3] == ["enabling", "ready", "enabling"]
+    assert seen[-1] == "enabled"
+    puts = accepted_puts(fleet, spec)
+    assert [p["clientRequestId"] for p in puts] == [engine.request_id(target, 2)]
+
+
+def test_a_rollback_target_skips_preflight_and_returns_the_cluster_to_none(fleet, personas):
+    spec = fleet.one(
+        lambda c: c.acceleration_mode == "BpfVeth" and c.power_state == "Running",
+        "cluster at BpfVeth",
+    )
+    target = target_for(spec, personas, goal=Goal.NONE)
+
+    seen = run_until_settled(target)
+
+    assert seen == ["pending", "preflight", "ready", "enabling", "verifying", "enabled"]
+    assert fleet.truth(spec)["accelerationMode"] == "None"
+    assert not Cluster.objects.get(pk=target.cluster_id).scans.exists()
