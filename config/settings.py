@@ -199,6 +199,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": float(WAVEGATE_HEARTBEAT_SECONDS),
         "options": {"expires": float(WAVEGATE_HEARTBEAT_SECONDS)},
     },
+    # The rollout engine's reconciler: gates, waves, budgets, and a step for each target in
+    # flight. The database is the truth; a tick lost (worker or Redis down) is made up next.
+    "rollout-tick": {
+        "task": "rollout.tick",
+        "schedule": env.float("WAVEGATE_ENGINE_TICK_SECONDS", default=5.0),
+        "options": {"expires": env.float("WAVEGATE_ENGINE_TICK_SECONDS", default=5.0)},
+    },
     # Scans whose worker died end as error, so their clusters can be scanned again.
     "expire-abandoned-scans": {
         "task": "fleet.expire_abandoned_scans",
