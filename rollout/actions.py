@@ -17,7 +17,15 @@ from django.utils import timezone
 import audit
 from fleet.models import Cluster
 from rollout import access, planning
-from rollout.choices import Decision, Goal, PlanStatus, WaveStatus
+from rollout.choices import (
+    PLAN_ACTIVE,
+    TARGET_SETTLED,
+    Decision,
+    Goal,
+    PlanStatus,
+    TargetStatus,
+    WaveStatus,
+)
 from rollout.models import Approval, ClusterClaim, RolloutPlan, RolloutTarget, Wave
 
 _BUDGET = re.compile(r"(\d{1,4})(%?)")
@@ -332,3 +340,154 @@ def reject_wave(wave: Wave, *, acting_user: Any, comment: str) -> RolloutPlan:
         after={"plan": plan.pk, "wave": wave.index, "comment": comment.strip()},
     )
     return plan
+
+
+# --- operator actions on running plans -------------------------------------------------------
+
+BUSY = (TargetStatus.ENABLING, TargetStatus.VERIFYING, TargetStatus.ROLLING_BACK)
+
+
+def _manage(acting_user: Any) -> None:
+    if not access.can_manage_plans(acting_user):
+        raise PermissionDenied(access.can_manage_plans.refusal)
+
+
+def _locked(plan: RolloutPlan) -> RolloutPlan:
+    return RolloutPlan.objects.select_for_update().get(pk=plan.pk)
+
+
+@transaction.atomic
+def pause_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPlan:
+    """Stop starting clusters; those being changed finish. Resume continues where it was."""
+    _manage(acting_user)
+    plan = _locked(plan)
+    if plan.status not in (PlanStatus.SUBMITTED, PlanStatus.RUNNING):
+        raise ActionRefused(f"Plan {plan.name!r} is {plan.get_status_display().lower()}.")
+    plan.status = PlanStatus.PAUSED
+    plan.paused_reason = f"Paused by {acting_user.get_username()}: {reason.strip() or 'no reason'}"
+    plan.save(update_fields=["status", "paused_reason"])
+    for wave in plan.waves.filter(
+        status__in=(WaveStatus.APPROVED, WaveStatus.RUNNING, WaveStatus.SOAKING)
+    ):
+        wave.paused_from, wave.status = wave.status, WaveStatus.PAUSED
+        wave.save(update_fields=["paused_from", "status"])
+    audit.record(
+        "rollout.plan_paused",
+        acting_user=acting_user,
+        obj=plan,
+        after={"reason": plan.paused_reason},
+    )
+    return plan
+
+
+@transaction.atomic
+def resume_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
+    _manage(acting_user)
+    plan = _locked(plan)
+    if plan.status != PlanStatus.PAUSED:
+        raise ActionRefused(f"Plan {plan.name!r} is not paused.")
+    from rollout.reconcile import allowed_failures
+
+    for wave in plan.waves.filter(status=WaveStatus.PAUSED):
+        failed = wave.targets.filter(status=TargetStatus.FAILED).count()
+        allowed = allowed_failures(plan.failure_budget, wave.targets.count())
+        if failed > allowed:
+            raise ActionRefused(
+                f"Wave {wave.index} still has {failed} failed clusters ({allowed} allowed): "
+                "retry, skip or roll them back first."
+            )
+        wave.status, wave.paused_from = wave.paused_from or WaveStatus.RUNNING, ""
+        wave.save(update_fields=["status", "paused_from"])
+    started = plan.waves.exclude(status__in=(WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL))
+    plan.status = PlanStatus.RUNNING if started.exists() else PlanStatus.SUBMITTED
+    plan.paused_reason = ""
+    plan.save(update_fields=["status", "paused_reason"])
+    audit.record("rollout.plan_resumed", acting_user=acting_user, obj=plan)
+    return plan
+
+
+@transaction.atomic
+def abort_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPlan:
+    """End the plan: clusters not yet changed are skipped and set free. Refused while clusters
+    are being changed, so that no operation is left without anyone following it."""
+    _manage(acting_user)
+    plan = _locked(plan)
+    if plan.status not in PLAN_ACTIVE:
+        raise ActionRefused(f"Plan {plan.name!r} is {plan.get_status_display().lower()}.")
+    busy = plan.targets.filter(status__in=BUSY).count()
+    if busy:
+        raise ActionRefused(
+            f"{busy} cluster{'s are' if busy != 1 else ' is'} being changed right now: pause the "
+            "plan, wait until they finish, then abort."
+        )
+    now = timezone.now()
+    plan.targets.exclude(status__in=TARGET_SETTLED).update(
+        status=TargetStatus.SKIPPED, finished_at=now, error_message="The plan was aborted."
+    )
+    plan.waves.exclude(status__in=(WaveStatus.DONE, WaveStatus.REJECTED)).update(
+        status=WaveStatus.ABORTED
+    )
+    plan.status, plan.finished_at = PlanStatus.ABORTED, now
+    plan.paused_reason = f"Aborted by {acting_user.get_username()}: {reason.strip() or 'no reason'}"
+    plan.save(update_fields=["status", "finished_at", "paused_reason"])
+    plan.claims.all().delete()
+    audit.record(
+        "rollout.plan_aborted",
+        acting_user=acting_user,
+        obj=plan,
+        after={"reason": plan.paused_reason},
+    )
+    return plan
+
+
+@transaction.atomic
+def retry_target(target: RolloutTarget, *, acting_user: Any) -> RolloutTarget:
+    """A failed or blocked cluster starts again from a fresh preflight."""
+    _manage(acting_user)
+    moved = RolloutTarget.objects.filter(
+        pk=target.pk, status__in=(TargetStatus.FAILED, TargetStatus.BLOCKED)
+    ).update(status=TargetStatus.PENDING, finished_at=None, continuation_token="")
+    if moved != 1:
+        raise ActionRefused("Only a failed or blocked cluster can be retried.")
+    target.refresh_from_db()
+    audit.record(
+        "rollout.target_retried",
+        acting_user=acting_user,
+        obj=target.cluster,
+        after={"plan": target.plan_id, "target": target.pk, "last_error": target.error_message},
+    )
+    return target
+
+
+@transaction.atomic
+def skip_target(target: RolloutTarget, *, acting_user: Any, reason: str) -> RolloutTarget:
+    """Leave a cluster out of its plan (never one being changed)."""
+    _manage(acting_user)
+    if not (reason or "").strip():
+        raise ActionRefused("Say why the cluster is skipped.")
+    moved = RolloutTarget.objects.filter(
+        pk=target.pk,
+        status__in=(
+            TargetStatus.PENDING,
+            TargetStatus.PREFLIGHT,
+            TargetStatus.READY,
+            TargetStatus.WAITING_FOR_WINDOW,
+            TargetStatus.FAILED,
+            TargetStatus.BLOCKED,
+        ),
+    ).update(
+        status=TargetStatus.SKIPPED,
+        finished_at=timezone.now(),
+        error_message=f"Skipped by {acting_user.get_username()}: {reason.strip()}",
+    )
+    if moved != 1:
+        raise ActionRefused("This cluster is being changed or has finished: it cannot be skipped.")
+    target.refresh_from_db()
+    ClusterClaim.objects.filter(plan_id=target.plan_id, cluster_id=target.cluster_id).delete()
+    audit.record(
+        "rollout.target_skipped",
+        acting_user=acting_user,
+        obj=target.cluster,
+        after={"plan": target.plan_id, "target": target.pk, "reason": reason.strip()},
+    )
+    return target
