@@ -491,3 +491,58 @@ def skip_target(target: RolloutTarget, *, acting_user: Any, reason: str) -> Roll
         after={"plan": target.plan_id, "target": target.pk, "reason": reason.strip()},
     )
     return target
+
+
+@transaction.atomic
+def roll_back_target(target: RolloutTarget, *, acting_user: Any, comment: str) -> RolloutTarget:
+    """Return one cluster to mode None. Immediate for an operator (the safe direction), and
+    recorded as an emergency action for later review."""
+    _manage(acting_user)
+    if not (comment or "").strip():
+        raise ActionRefused("Say why the cluster is rolled back.")
+    moved = RolloutTarget.objects.filter(
+        pk=target.pk, status__in=(TargetStatus.ENABLED, TargetStatus.FAILED)
+    ).update(status=TargetStatus.ROLLING_BACK, continuation_token="", finished_at=None)
+    if moved != 1:
+        raise ActionRefused("Only a changed or failed cluster can be rolled back.")
+    target.refresh_from_db()
+    audit.record(
+        "rollout.emergency_rollback",
+        acting_user=acting_user,
+        obj=target.cluster,
+        after={"plan": target.plan_id, "target": target.pk, "comment": comment.strip()},
+    )
+    return target
+
+
+@transaction.atomic
+def roll_back_wave(wave: Wave, *, acting_user: Any, comment: str) -> int:
+    """Roll back every changed or failed cluster of a wave; returns how many."""
+    _manage(acting_user)
+    targets = list(wave.targets.filter(status__in=(TargetStatus.ENABLED, TargetStatus.FAILED)))
+    for target in targets:
+        roll_back_target(target, acting_user=acting_user, comment=comment)
+    return len(targets)
+
+
+@transaction.atomic
+def emergency_stop(*, acting_user: Any, reason: str) -> int:
+    """Pause every running or submitted plan at once; returns how many were paused."""
+    if not access.can_emergency_stop(acting_user):
+        raise PermissionDenied(access.can_emergency_stop.refusal)
+    if not (reason or "").strip():
+        raise ActionRefused("Say why everything stops: it is shown on every paused plan.")
+    plans = list(
+        RolloutPlan.objects.select_for_update().filter(
+            status__in=(PlanStatus.SUBMITTED, PlanStatus.RUNNING)
+        )
+    )
+    audit.record(
+        "rollout.emergency_stop",
+        acting_user=acting_user,
+        object_type="rollout",
+        after={"reason": reason.strip(), "plans": [p.pk for p in plans]},
+    )
+    for plan in plans:
+        pause_plan(plan, acting_user=acting_user, reason=f"emergency stop: {reason.strip()}")
+    return len(plans)

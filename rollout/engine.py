@@ -12,9 +12,11 @@ stored right after it. A target found in `enabling` without a token (its worker 
 the two) is resolved by reading the cluster: an operation still running is waited for, a change
 that took effect goes on to verification, and only a PUT that never landed is sent again.
 
-Not yet here (issue 6 continues): maintenance windows (`waiting_for_window`), node-level
-verification (Ready nodes labelled ebpf-host-routing, Cilium agents, warning events), waves,
-budgets and the Celery tasks and reconciler that call `advance`.
+Rolling back (`rolling_back`) sends mode None the same way: each attempt is claimed with a
+conditional update before its PUT, and the cluster is read before any new attempt.
+
+Not yet here (issue 6 continues): maintenance windows (`waiting_for_window`) and node-level
+verification (Ready nodes labelled ebpf-host-routing, Cilium agents, warning events).
 """
 
 from __future__ import annotations
@@ -215,6 +217,58 @@ def _verify(target: RolloutTarget, azure: Azure) -> None:
     _record(target, "rollout.target_done")
 
 
+def _roll_back(target: RolloutTarget, azure: Azure) -> None:
+    """ROLLING_BACK: send mode None once per attempt, follow it, and confirm it took effect."""
+    if target.continuation_token:
+        status = azure.operation_status(*_where(target), target.continuation_token)
+        if status == "InProgress":
+            return
+        if status != "Succeeded":
+            move(
+                target,
+                T.ROLLING_BACK,
+                T.FAILED,
+                error_code=f"RollbackOperation{status}",
+                error_message=f"Rolling back: Azure's operation ended {status}. Try again.",
+            )
+            _record(target, "rollout.target_failed")
+            return
+    cluster = azure.get_cluster(*_where(target))
+    state = _profile(cluster)
+    if state["provisioningState"] not in ("Succeeded", "Failed", "Canceled"):
+        return  # an operation is running on the cluster: wait for it to end
+    if state["accelerationMode"] == Goal.NONE and state["provisioningState"] == "Succeeded":
+        move(target, T.ROLLING_BACK, T.ROLLED_BACK, profile_after=state)
+        _record(target, "rollout.target_rolled_back")
+        return
+    # Not rolled back and nothing running: claim this attempt (exactly one worker wins), PUT.
+    attempt = target.attempts + 1
+    rid = request_id(target, attempt)
+    claimed = RolloutTarget.objects.filter(
+        pk=target.pk, status=T.ROLLING_BACK, attempts=target.attempts, request_id=target.request_id
+    ).update(attempts=F("attempts") + 1, request_id=rid, continuation_token="")
+    if claimed != 1:
+        return
+    try:
+        token = azure.begin_set_acceleration_mode(
+            *_where(target), Goal.NONE, etag=cluster.e_tag, request_id=rid
+        )
+    except (Throttled, Unavailable) as exc:
+        RolloutTarget.objects.filter(pk=target.pk).update(
+            error_code=type(exc).__name__, error_message=str(exc)
+        )
+        return
+    except AzureError as exc:
+        code = exc.code if isinstance(exc, Refused) else type(exc).__name__
+        move(target, T.ROLLING_BACK, T.FAILED, error_code=code, error_message=str(exc))
+        _record(target, "rollout.target_failed")
+        return
+    RolloutTarget.objects.filter(pk=target.pk, status=T.ROLLING_BACK).update(
+        continuation_token=token
+    )
+    _record(target, "rollout.target_rollback_sent")
+
+
 def _profile(cluster: Any) -> dict[str, Any]:
     props = cluster.properties
     network = props.network_profile if props else None
@@ -251,4 +305,5 @@ _STEPS: dict[str, Callable[[RolloutTarget, Azure], None]] = {
     T.READY: _enable,
     T.ENABLING: _follow,
     T.VERIFYING: _verify,
+    T.ROLLING_BACK: _roll_back,
 }

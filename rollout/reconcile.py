@@ -21,11 +21,11 @@ from django.utils import timezone
 import audit
 from rollout.actions import valid_approvals
 from rollout.choices import TARGET_SETTLED, PlanStatus, TargetStatus, WaveStatus
-from rollout.models import RolloutPlan, Wave
+from rollout.models import RolloutPlan, RolloutTarget, Wave
 
 log = logging.getLogger(__name__)
 T, W, P = TargetStatus, WaveStatus, PlanStatus
-IN_FLIGHT = (T.PREFLIGHT, T.READY, T.WAITING_FOR_WINDOW, T.ENABLING, T.VERIFYING, T.ROLLING_BACK)
+IN_FLIGHT = (T.PREFLIGHT, T.READY, T.WAITING_FOR_WINDOW, T.ENABLING, T.VERIFYING)
 
 
 def allowed_failures(budget: str, wave_size: int) -> int:
@@ -38,7 +38,11 @@ def allowed_failures(budget: str, wave_size: int) -> int:
 def tick(send: Callable[[int], None]) -> int:
     """Reconcile every active plan; `send(target_id)` queues one engine step. Returns how many
     steps were sent."""
-    sent = 0
+    # Roll backs are followed wherever they are (a done wave, a finished plan).
+    rolling = list(RolloutTarget.objects.filter(status=T.ROLLING_BACK).values_list("pk", flat=True))
+    for target_id in rolling:
+        send(target_id)
+    sent = len(rolling)
     for plan_id in RolloutPlan.objects.filter(
         status__in=(P.SUBMITTED, P.RUNNING, P.PAUSED)
     ).values_list("pk", flat=True):

@@ -9,6 +9,7 @@ import pytest
 
 from aksim.fleetfile import Cluster as Spec
 from aksim.generate import _eligible
+from audit.models import AuditEvent
 from fleet.choices import SyncTrigger
 from fleet.models import Cluster
 from fleet.sync import run_sync
@@ -135,3 +136,22 @@ def test_a_rollback_target_skips_preflight_and_returns_the_cluster_to_none(fleet
     assert seen == ["pending", "preflight", "ready", "enabling", "verifying", "enabled"]
     assert fleet.truth(spec)["accelerationMode"] == "None"
     assert not Cluster.objects.get(pk=target.cluster_id).scans.exists()
+
+
+def test_an_operator_rolls_a_changed_cluster_back_to_none(fleet, personas):
+    spec = fleet.one(eligible_clean, "eligible clean cluster")
+    target = target_for(spec, personas)
+    assert run_until_settled(target)[-1] == "enabled"
+
+    target = actions.roll_back_target(
+        target, acting_user=personas["operator"], comment="latency regression"
+    )
+    seen = run_until_settled(target)
+
+    assert seen == ["rolling_back", "rolled_back"]
+    assert fleet.truth(spec)["accelerationMode"] == "None"
+    puts = accepted_puts(fleet, spec)
+    assert [p["mode"] for p in puts] == ["BpfVeth", "None"]
+    assert len({p["clientRequestId"] for p in puts}) == 2
+    events = AuditEvent.objects.filter(action="rollout.emergency_rollback")
+    assert [e.after["comment"] for e in events] == ["latency regression"]

@@ -133,3 +133,24 @@ def test_only_operators_and_admins_act_on_plans(running, personas, role):
         actions.abort_plan(running, acting_user=user, reason="x")
     with pytest.raises(PermissionDenied):
         actions.skip_target(running.targets.first(), acting_user=user, reason="x")
+
+
+def test_the_emergency_stop_pauses_every_running_plan_and_says_why(running, personas):
+    with pytest.raises(PermissionDenied):
+        actions.emergency_stop(acting_user=personas["viewer"], reason="x")
+
+    stopped = actions.emergency_stop(acting_user=personas["operator"], reason="region outage")
+
+    assert stopped == 1
+    running.refresh_from_db()
+    assert running.status == PlanStatus.PAUSED
+    assert "emergency stop: region outage" in running.paused_reason
+    event = AuditEvent.objects.get(action="rollout.emergency_stop")
+    assert event.after == {"reason": "region outage", "plans": [running.pk]}
+
+
+def test_a_cluster_not_yet_changed_cannot_be_rolled_back(running, personas):
+    with pytest.raises(actions.ActionRefused, match="changed or failed"):
+        actions.roll_back_target(
+            running.targets.first(), acting_user=personas["operator"], comment="x"
+        )
