@@ -1,4 +1,4 @@
-"""A cluster's stored maintenance window, told in plain sentences.
+"""A cluster's stored maintenance window, told in plain sentences, and whether it is open.
 
 The sync stores the configuration that governs node reimages as Azure returns it:
 {"name": "aksManagedNodeOSUpgradeSchedule" | "default", "properties": {...}}, or {} for none.
@@ -7,6 +7,7 @@ Azure adds schedule kinds now and then, so an unknown shape is shown as it is, n
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -112,3 +113,110 @@ def _not_allowed_dates(spans: Any) -> list[str]:
 
 def _as_is(value: Any) -> str:
     return f"A window Wavegate cannot describe: {json.dumps(value, sort_keys=True, default=str)}"
+
+
+# --- is the window open? ----------------------------------------------------------------------
+
+_WEEK_INDEX = {"First": 0, "Second": 1, "Third": 2, "Fourth": 3}
+
+
+class UnreadableWindow(ValueError):
+    """A window whose shape Wavegate cannot evaluate: the caller treats it as closed."""
+
+
+def window_open(window: Any, now: datetime.datetime) -> bool:
+    """Whether the stored configuration lets AKS reimage nodes at `now` (aware, any zone).
+    No configuration: always. Raises UnreadableWindow for a shape it cannot evaluate."""
+    if not window:
+        return True
+    if not isinstance(window, dict) or not isinstance(window.get("properties"), dict):
+        raise UnreadableWindow(_as_is(window))
+    properties = window["properties"]
+    try:
+        recurring = properties.get("maintenanceWindow")
+        if isinstance(recurring, dict):
+            return _recurring_open(recurring, now)
+        slots = properties.get("timeInWeek")
+        if isinstance(slots, list) and slots:
+            return _slots_open(slots, properties.get("notAllowedTime") or [], now)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnreadableWindow(f"{_as_is(window)} ({exc})") from exc
+    raise UnreadableWindow(_as_is(window))
+
+
+def _offset(text: str) -> datetime.timedelta:
+    sign = -1 if text.startswith("-") else 1
+    hours, minutes = (int(x) for x in text.lstrip("+-").split(":"))
+    return sign * datetime.timedelta(hours=hours, minutes=minutes)
+
+
+def _date(text: Any) -> datetime.date | None:
+    return datetime.date.fromisoformat(str(text)[:10]) if text else None
+
+
+def _recurring_open(window: dict[str, Any], now: datetime.datetime) -> bool:
+    local = now.astimezone(datetime.UTC).replace(tzinfo=None) + _offset(
+        window.get("utcOffset") or "+00:00"
+    )
+    hour, minute = (int(x) for x in str(window["startTime"]).split(":")[:2])
+    duration = datetime.timedelta(hours=float(window["durationHours"]))
+    first, last = _date(window.get("startDate")), _date(window.get("endDate"))
+    banned = [(_date(s["start"]), _date(s["end"])) for s in window.get("notAllowedDates") or []]
+    for days_back in range(int(duration / datetime.timedelta(days=1)) + 2):
+        day = (local - datetime.timedelta(days=days_back)).date()
+        if (first and day < first) or (last and day > last):
+            continue
+        if not _scheduled(window["schedule"], day, first):
+            continue
+        start = datetime.datetime.combine(day, datetime.time(hour, minute))
+        if start <= local < start + duration:
+            return not any(a and b and a <= local.date() <= b for a, b in banned)
+    return False
+
+
+def _scheduled(schedule: dict[str, Any], day: datetime.date, anchor: datetime.date | None) -> bool:
+    """Whether the schedule opens a window on this (local) day."""
+    anchor = anchor or day
+    if "weekly" in schedule:
+        weekly = schedule["weekly"]
+        if day.strftime("%A") != weekly["dayOfWeek"]:
+            return False
+        interval = int(weekly.get("intervalWeeks") or 1)
+        weeks = (day - anchor).days // 7
+        return weeks % interval == 0
+    if "daily" in schedule:
+        interval = int(schedule["daily"].get("intervalDays") or 1)
+        return (day - anchor).days % interval == 0
+    months = (day.year - anchor.year) * 12 + day.month - anchor.month
+    if "absoluteMonthly" in schedule:
+        monthly = schedule["absoluteMonthly"]
+        interval = int(monthly.get("intervalMonths") or 1)
+        return day.day == int(monthly["dayOfMonth"]) and months % interval == 0
+    if "relativeMonthly" in schedule:
+        monthly = schedule["relativeMonthly"]
+        interval = int(monthly.get("intervalMonths") or 1)
+        if day.strftime("%A") != monthly["dayOfWeek"] or months % interval:
+            return False
+        index = monthly["weekIndex"]
+        if index == "Last":
+            return (day + datetime.timedelta(days=7)).month != day.month
+        return (day.day - 1) // 7 == _WEEK_INDEX[index]
+    raise ValueError(f"unknown schedule {sorted(schedule)}")
+
+
+def _slots_open(slots: list[Any], banned: list[Any], now: datetime.datetime) -> bool:
+    """The `default` configuration: hour slots per weekday, in UTC, minus notAllowedTime."""
+    utc = now.astimezone(datetime.UTC)
+    for span in banned:
+        start = datetime.datetime.fromisoformat(str(span["start"]).replace("Z", "+00:00"))
+        end = datetime.datetime.fromisoformat(str(span["end"]).replace("Z", "+00:00"))
+        if start.tzinfo is None:
+            start, end = start.replace(tzinfo=datetime.UTC), end.replace(tzinfo=datetime.UTC)
+        if start <= utc < end:
+            return False
+    for slot in slots:
+        if slot["day"] == utc.strftime("%A"):
+            hours = slot.get("hourSlots") or list(range(24))
+            if utc.hour in hours:
+                return True
+    return False

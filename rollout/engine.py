@@ -15,8 +15,11 @@ that took effect goes on to verification, and only a PUT that never landed is se
 Rolling back (`rolling_back`) sends mode None the same way: each attempt is claimed with a
 conditional update before its PUT, and the cluster is read before any new attempt.
 
-Not yet here (issue 6 continues): maintenance windows (`waiting_for_window`) and node-level
-verification (Ready nodes labelled ebpf-host-routing, Cilium agents, warning events).
+When the plan respects maintenance windows, a ready target whose window is closed (or cannot
+be read) waits in `waiting_for_window` and goes on once it opens.
+
+Not yet here (issue 6 continues): node-level verification (Ready nodes labelled
+ebpf-host-routing, Cilium agents, warning events) and watching a wave while it soaks.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import audit
 from fleet import preflight
 from fleet.azure import Azure, AzureError, Refused, Throttled, Unavailable
 from fleet.choices import SCAN_OPEN, ScanStatus
+from fleet.maintenance import UnreadableWindow, describe, window_open
 from fleet.models import PreflightScan
 from rollout.choices import Goal, TargetStatus
 from rollout.models import RolloutTarget
@@ -129,8 +133,30 @@ def _preflight(target: RolloutTarget, azure: Azure) -> None:
     )
 
 
+def _window_closed(target: RolloutTarget) -> str:
+    """Why the cluster must wait for its maintenance window now, or "" when it need not."""
+    if not target.plan.respect_maintenance_windows:
+        return ""
+    window = target.cluster.maintenance_window
+    try:
+        if window_open(window, timezone.now()):
+            return ""
+    except UnreadableWindow as exc:
+        return f"Waiting: Wavegate cannot read this cluster's maintenance window ({exc})."
+    return "Waiting for its maintenance window: " + " ".join(describe(window))
+
+
+def _wait_for_window(target: RolloutTarget, azure: Azure) -> None:
+    if not _window_closed(target):
+        move(target, T.WAITING_FOR_WINDOW, T.READY, error_message="")
+
+
 def _enable(target: RolloutTarget, azure: Azure) -> None:
     """READY → ENABLING: count the attempt, then send the PUT and keep its token."""
+    closed = _window_closed(target)
+    if closed:
+        move(target, T.READY, T.WAITING_FOR_WINDOW, error_message=closed)
+        return
     attempt = target.attempts + 1
     rid = request_id(target, attempt)
     if not move(
@@ -303,6 +329,7 @@ _STEPS: dict[str, Callable[[RolloutTarget, Azure], None]] = {
     T.PENDING: _start,
     T.PREFLIGHT: _preflight,
     T.READY: _enable,
+    T.WAITING_FOR_WINDOW: _wait_for_window,
     T.ENABLING: _follow,
     T.VERIFYING: _verify,
     T.ROLLING_BACK: _roll_back,

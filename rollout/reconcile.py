@@ -132,7 +132,8 @@ def _run(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
         audit.record("rollout.plan_paused", obj=plan, after={"reason": reason, "wave": wave.index})
     if plan.status == P.PAUSED or wave.status == W.PAUSED:
         return  # targets in flight finish; none start
-    room = plan.concurrency - len(steps)
+    waiting = wave.targets.filter(status=T.WAITING_FOR_WINDOW).count()
+    room = plan.concurrency - (len(steps) - waiting)  # a cluster waiting takes no slot
     if room > 0 and counts["pending"]:
         starting = list(
             wave.targets.filter(status=T.PENDING)

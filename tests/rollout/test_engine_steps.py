@@ -3,6 +3,7 @@ PUT per attempt with its own request id, the token kept, one status read per ste
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import pytest
@@ -31,9 +32,12 @@ def fleet(wavegate_on_aksim: Aksim, settings) -> Aksim:
     return wavegate_on_aksim
 
 
-def target_for(spec: Spec, personas, goal: str = Goal.BPFVETH) -> RolloutTarget:
+def target_for(
+    spec: Spec, personas, goal: str = Goal.BPFVETH, windows: bool = False
+) -> RolloutTarget:
     plan = actions.create_plan(
         acting_user=personas["operator"],
+        respect_maintenance_windows=windows,
         name=f"one-{spec.name}",
         goal=goal,
         wave_spec="100%",
@@ -155,3 +159,39 @@ def test_an_operator_rolls_a_changed_cluster_back_to_none(fleet, personas):
     assert len({p["clientRequestId"] for p in puts}) == 2
     events = AuditEvent.objects.filter(action="rollout.emergency_rollback")
     assert [e.after["comment"] for e in events] == ["latency regression"]
+
+
+def daily_window(start: datetime.datetime, hours: int) -> dict:
+    return {
+        "name": "aksManagedNodeOSUpgradeSchedule",
+        "properties": {
+            "maintenanceWindow": {
+                "schedule": {"daily": {"intervalDays": 1}},
+                "startTime": start.strftime("%H:%M"),
+                "durationHours": hours,
+                "utcOffset": "+00:00",
+            }
+        },
+    }
+
+
+def test_a_cluster_waits_for_its_maintenance_window_and_then_goes_on(fleet, personas):
+    spec = fleet.one(eligible_clean, "eligible clean cluster")
+    row = Cluster.objects.get(name=spec.name)
+    now = datetime.datetime.now(datetime.UTC)
+    row.maintenance_window = daily_window(now + datetime.timedelta(hours=3), 1)  # closed now
+    row.save()
+    target = target_for(spec, personas, windows=True)
+
+    for _ in range(30):
+        engine.advance(target.pk)
+    target.refresh_from_db()
+
+    assert target.status == TargetStatus.WAITING_FOR_WINDOW
+    assert target.error_message.startswith("Waiting for its maintenance window: ")
+    assert accepted_puts(fleet, spec) == []
+
+    row.maintenance_window = daily_window(now - datetime.timedelta(minutes=30), 2)  # open now
+    row.save()
+    assert run_until_settled(target)[-1] == "enabled"
+    assert len(accepted_puts(fleet, spec)) == 1
