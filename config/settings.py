@@ -228,6 +228,8 @@ WAVEGATE_RING_TAG = env.str("WAVEGATE_RING_TAG", default="ring")
 WAVEGATE_SYNC_MINUTES = env.int("WAVEGATE_SYNC_MINUTES", default=15)
 # Rings in rollout order (a plan's waves go ring by ring); others follow by name, then no ring.
 WAVEGATE_RING_ORDER = env.list("WAVEGATE_RING_ORDER", default=["canary", "early", "broad"])
+# Minutes one cluster's change is assumed to take, for the new-plan page's duration estimate.
+WAVEGATE_ESTIMATED_OPERATION_MINUTES = env.int("WAVEGATE_ESTIMATED_OPERATION_MINUTES", default=30)
 # Parallel Azure reads during a sync (maintenance configurations).
 WAVEGATE_SYNC_CONCURRENCY = env.int("WAVEGATE_SYNC_CONCURRENCY", default=32)
 # A sync still marked running after this long was abandoned (its worker died).

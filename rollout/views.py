@@ -1,14 +1,379 @@
-"""Rollout pages."""
+"""Rollout pages: the plan list, the new-plan form with its live preview, one plan with its
+waves, and the buttons that approve, pause, abort, retry, skip and roll back (each calls one
+action in rollout/actions.py and shows its refusal as a message)."""
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.access import requires
-from rollout import access
+from rollout import access, actions, planning
+from rollout.choices import PlanStatus, TargetStatus, WaveStatus
+from rollout.forms import PlanForm
+from rollout.models import Approval, RolloutPlan, RolloutTarget, Wave
+
+PLANS_PER_PAGE = 25
+PREVIEW_NAMES = 5  # first cluster names shown per wave in the preview
+TARGETS_PER_WAVE = 200  # cluster rows shown per wave card
+POLLING = (PlanStatus.SUBMITTED, PlanStatus.RUNNING, PlanStatus.PAUSED)
+TARGET_ORDER = [s.value for s in TargetStatus]
 
 
+def _state_counts(rows: Any) -> list[tuple[str, str, int]]:
+    """(status, label, count) in the order of TargetStatus, only states that occur."""
+    found = dict(rows)
+    labels = dict(TargetStatus.choices)
+    return [(s, labels[s], found[s]) for s in TARGET_ORDER if found.get(s)]
+
+
+# --- the plan list -----------------------------------------------------------------------------
+@require_safe
 @requires(access.can_view_plans)
 def plan_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "rollout/plan_list.html")
+    plans = (
+        RolloutPlan.objects.select_related("created_by")
+        .annotate(
+            wave_total=Count("waves", distinct=True),
+            wave_done=Count("waves", filter=Q(waves__status=WaveStatus.DONE), distinct=True),
+        )
+        .order_by("-created_at", "-pk")
+    )
+    page = Paginator(plans, PLANS_PER_PAGE).get_page(request.GET.get("page"))
+    # One grouped query for the page's target counts, not one per plan.
+    by_plan: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for plan_id, status, n in (
+        RolloutTarget.objects.filter(plan_id__in=[p.pk for p in page])
+        .order_by()
+        .values_list("plan_id", "status")
+        .annotate(n=Count("pk"))
+    ):
+        by_plan[plan_id].append((status, n))
+    rows = [(plan, _state_counts(by_plan.get(plan.pk, []))) for plan in page]
+    context = {
+        "page": page,
+        "rows": rows,
+        "can_manage": access.can_manage_plans(request.user),
+    }
+    return render(request, "rollout/plan_list.html", context)
+
+
+# --- a new plan and its preview ----------------------------------------------------------------
+@dataclass(frozen=True)
+class WavePreview:
+    index: int
+    size: int
+    first_names: list[str]
+    minutes: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    waves: list[WavePreview]
+    excluded: list[planning.Excluded]
+    clusters: int
+    minutes: int
+
+    @property
+    def duration(self) -> str:
+        hours, minutes = divmod(self.minutes, 60)
+        days, hours = divmod(hours, 24)
+        parts = [f"{days} d"] * bool(days) + [f"{hours} h"] * bool(hours)
+        return " ".join([*parts, f"{minutes} min"] if minutes or not parts else parts)
+
+
+def _preview(form: PlanForm) -> Preview:
+    """Cut the form's plan over today's inventory. Raises PlanError."""
+    data = form.cleaned_data
+    raw = form.selection()
+    selection = planning.Selection(
+        subscriptions=frozenset(raw["subscriptions"]),
+        regions=frozenset(raw["regions"]),
+        rings=frozenset(raw["rings"]),
+        tags=raw["tags"],
+        names=tuple(raw["names"]),
+    )
+    cut = planning.cut(
+        actions.candidates(), selection, data["wave_spec"], data["goal"], actions.ring_order()
+    )
+    operation = settings.WAVEGATE_ESTIMATED_OPERATION_MINUTES
+    waves = [
+        WavePreview(
+            index=i,
+            size=len(members),
+            first_names=[m.name for m in members[:PREVIEW_NAMES]],
+            minutes=data["soak_minutes"]
+            + math.ceil(len(members) / data["concurrency"]) * operation,
+        )
+        for i, members in enumerate(cut.waves, 1)
+    ]
+    return Preview(
+        waves=waves,
+        excluded=cut.excluded,
+        clusters=cut.cluster_count,
+        minutes=sum(w.minutes for w in waves),
+    )
+
+
+def _checked(form: PlanForm, *, preview_only: bool = False) -> Preview | None:
+    """The preview, or None with the problem added to the form's errors. A preview needs no
+    name yet."""
+    if not form.is_valid() and not (preview_only and set(form.errors) == {"name"}):
+        return None
+    try:
+        actions.check_budget(form.cleaned_data["failure_budget"])
+        return _preview(form)
+    except planning.PlanError as exc:
+        form.add_error("wave_spec", str(exc))
+    except actions.ActionRefused as exc:
+        form.add_error("failure_budget", str(exc))
+    return None
+
+
+@require_POST
+@requires(access.can_manage_plans)
+def plan_preview(request: HttpRequest) -> HttpResponse:
+    """The new-plan page's preview alone, which the form asks for on every change."""
+    form = PlanForm(request.POST)
+    preview = _checked(form, preview_only=True)
+    return render(request, "rollout/_preview.html", {"form": form, "preview": preview})
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@requires(access.can_manage_plans)
+def plan_new(request: HttpRequest) -> HttpResponse:
+    """The form; posted, it creates the plan and submits it in one go."""
+    if request.method != "POST":
+        return render(request, "rollout/plan_new.html", {"form": PlanForm(), "preview": None})
+    form = PlanForm(request.POST)
+    preview = _checked(form)
+    if preview is not None:
+        try:
+            # Created and submitted together, or neither: a refused submit leaves no draft.
+            with transaction.atomic():
+                plan = actions.create_plan(acting_user=request.user, **form.plan_fields())
+                plan = actions.submit_plan(plan, acting_user=request.user)
+        except (actions.ActionRefused, PermissionDenied) as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(
+                request, f"Plan {plan.name!r} submitted: its first wave awaits approval."
+            )
+            return redirect("rollout:plan", pk=plan.pk)
+    return render(request, "rollout/plan_new.html", {"form": form, "preview": preview})
+
+
+# --- one plan ----------------------------------------------------------------------------------
+def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
+    waves = list(plan.waves.order_by("index"))
+    # Counts for every target in one grouped query; rows only for the first clusters of each
+    # wave, so that a page polled every 3 s stays cheap on a plan of thousands of clusters.
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for wave_id, status, n in (
+        plan.targets.order_by().values_list("wave_id", "status").annotate(n=Count("pk"))
+    ):
+        counts[wave_id][status] = n
+    decisions: dict[int, list[Approval]] = defaultdict(list)
+    for approval in Approval.objects.filter(wave__plan=plan).select_related("user"):
+        decisions[approval.wave_id].append(approval)
+    user = request.user
+    is_creator = plan.created_by_id == user.pk
+    can_decide = access.can_approve_waves(user) and not is_creator and plan.status in POLLING
+    can_manage = access.can_manage_plans(user)
+    cards = []
+    for wave in waves:
+        found = counts.get(wave.pk, {})
+        size = sum(found.values())
+        states = _state_counts(found.items())
+        shown = list(wave.targets.select_related("cluster").order_by("position")[:TARGETS_PER_WAVE])
+        cards.append(
+            {
+                "wave": wave,
+                "size": size,
+                "targets": shown,
+                "hidden": size - len(shown),
+                "states": [
+                    (s, label, n, round(100 * n / (size or 1), 1)) for s, label, n in states
+                ],
+                "approvals": decisions.get(wave.pk, []),
+                "can_decide": can_decide
+                and wave.status in (WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL),
+                "can_roll_back": can_manage
+                and bool(found.get(TargetStatus.ENABLED) or found.get(TargetStatus.FAILED)),
+            }
+        )
+    return {
+        "plan": plan,
+        "cards": cards,
+        "polling": plan.status in POLLING,
+        "can_manage": can_manage,
+        "is_creator": is_creator,
+        "retryable": (TargetStatus.FAILED, TargetStatus.BLOCKED),
+        "skippable": (
+            TargetStatus.PENDING,
+            TargetStatus.PREFLIGHT,
+            TargetStatus.READY,
+            TargetStatus.WAITING_FOR_WINDOW,
+            TargetStatus.FAILED,
+            TargetStatus.BLOCKED,
+        ),
+        "rollbackable": (TargetStatus.ENABLED, TargetStatus.FAILED),
+    }
+
+
+def _plan(pk: int) -> RolloutPlan:
+    return get_object_or_404(RolloutPlan.objects.select_related("created_by"), pk=pk)
+
+
+@require_safe
+@requires(access.can_view_plans)
+def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "rollout/plan_detail.html", _plan_panel(request, _plan(pk)))
+
+
+@require_safe
+@requires(access.can_view_plans)
+def plan_cards(request: HttpRequest, pk: int) -> HttpResponse:
+    """The plan page's status and waves alone, which the page polls while the plan is live."""
+    return render(request, "rollout/_plan_cards.html", _plan_panel(request, _plan(pk)))
+
+
+def _act(request: HttpRequest, plan_pk: int, do: Callable[[], str]) -> HttpResponse:
+    try:
+        done = do()
+    except (actions.ActionRefused, PermissionDenied) as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, done)
+    return redirect("rollout:plan", pk=plan_pk)
+
+
+def _comment(request: HttpRequest) -> str:
+    return request.POST.get("comment", "")
+
+
+@require_POST
+@requires(access.can_approve_waves)
+def wave_approve(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
+    wave = get_object_or_404(Wave, pk=wave_id, plan_id=pk)
+
+    def do() -> str:
+        done = actions.approve_wave(wave, acting_user=request.user, comment=_comment(request))
+        return f"You approved wave {done.index}; it is {done.get_status_display().lower()}."
+
+    return _act(request, pk, do)
+
+
+@require_POST
+@requires(access.can_approve_waves)
+def wave_reject(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
+    wave = get_object_or_404(Wave, pk=wave_id, plan_id=pk)
+
+    def do() -> str:
+        actions.reject_wave(wave, acting_user=request.user, comment=_comment(request))
+        return f"You rejected wave {wave.index}: the plan has stopped."
+
+    return _act(request, pk, do)
+
+
+@require_POST
+@requires(access.can_manage_plans)
+def wave_roll_back(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
+    wave = get_object_or_404(Wave, pk=wave_id, plan_id=pk)
+
+    def do() -> str:
+        n = actions.roll_back_wave(wave, acting_user=request.user, comment=_comment(request))
+        return f"{n} cluster{'s' if n != 1 else ''} of wave {wave.index} rolling back."
+
+    return _act(request, pk, do)
+
+
+@require_POST
+@requires(access.can_manage_plans)
+def plan_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = get_object_or_404(RolloutPlan, pk=pk)
+
+    def do() -> str:
+        actions.pause_plan(plan, acting_user=request.user, reason=_comment(request))
+        return "Plan paused: clusters being changed finish, no new ones start."
+
+    return _act(request, pk, do)
+
+
+@require_POST
+@requires(access.can_manage_plans)
+def plan_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = get_object_or_404(RolloutPlan, pk=pk)
+
+    def do() -> str:
+        actions.resume_plan(plan, acting_user=request.user)
+        return "Plan resumed."
+
+    return _act(request, pk, do)
+
+
+@require_POST
+@requires(access.can_manage_plans)
+def plan_abort(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = get_object_or_404(RolloutPlan, pk=pk)
+
+    def do() -> str:
+        actions.abort_plan(plan, acting_user=request.user, reason=_comment(request))
+        return "Plan aborted: its clusters not yet changed are skipped and set free."
+
+    return _act(request, pk, do)
+
+
+def _target(pk: int, target_id: int) -> RolloutTarget:
+    return get_object_or_404(
+        RolloutTarget.objects.select_related("cluster"), pk=target_id, plan_id=pk
+    )
+
+
+@require_POST
+@requires(access.can_manage_plans)
+def target_retry(request: HttpRequest, pk: int, target_id: int) -> HttpResponse:
+    target = _target(pk, target_id)
+
+    def do() -> str:
+        actions.retry_target(target, acting_user=request.user)
+        return f"{target.cluster.name} starts again from a fresh preflight."
+
+    return _act(request, pk, do)
+
+
+@require_POST
+@requires(access.can_manage_plans)
+def target_skip(request: HttpRequest, pk: int, target_id: int) -> HttpResponse:
+    target = _target(pk, target_id)
+
+    def do() -> str:
+        actions.skip_target(target, acting_user=request.user, reason=_comment(request))
+        return f"{target.cluster.name} skipped."
+
+    return _act(request, pk, do)
+
+
+@require_POST
+@requires(access.can_manage_plans)
+def target_roll_back(request: HttpRequest, pk: int, target_id: int) -> HttpResponse:
+    target = _target(pk, target_id)
+
+    def do() -> str:
+        actions.roll_back_target(target, acting_user=request.user, comment=_comment(request))
+        return f"{target.cluster.name} rolling back to mode None."
+
+    return _act(request, pk, do)

@@ -13,6 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.roles import Role
 from fleet.models import Cluster
+from rollout.models import RolloutTarget, Wave
 from tests.factories import make_accepted_owner, make_cluster, make_scan
 
 EVERYONE = frozenset(r.value for r in Role)
@@ -32,6 +33,29 @@ def scan_of_that_cluster() -> int:
 
 def existing_owner_extension() -> int:
     return make_accepted_owner().pk
+
+
+def existing_plan() -> int:
+    """A submitted plan over one cluster, made by an operator of its own (no persona's plan, so
+    the four-eyes rule refuses no approver with a 403)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from rollout import actions
+
+    make_cluster()
+    creator = get_user_model().objects.create_user(username="plan-creator")
+    creator.groups.add(Group.objects.get(name="operator"))
+    plan = actions.create_plan(acting_user=creator, name="access", wave_spec="100%")
+    return actions.submit_plan(plan, acting_user=creator).pk
+
+
+def wave_of_that_plan() -> int:
+    return Wave.objects.latest("pk").pk
+
+
+def target_of_that_plan() -> int:
+    return RolloutTarget.objects.latest("pk").pk
 
 
 # url name → (method, kwargs for reverse, roles allowed or PUBLIC). A kwarg given as a
@@ -56,6 +80,43 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
     "fleet:owner_add": ("POST", {}, frozenset({"admin"})),
     "fleet:owner_retire": ("POST", {"pk": existing_owner_extension}, frozenset({"admin"})),
     "rollout:plans": ("GET", {}, EVERYONE),
+    "rollout:plan_new": ("GET", {}, OPERATORS),
+    "rollout:plan_preview": ("POST", {}, OPERATORS),
+    "rollout:plan": ("GET", {"pk": existing_plan}, EVERYONE),
+    "rollout:plan_cards": ("GET", {"pk": existing_plan}, EVERYONE),
+    "rollout:plan_pause": ("POST", {"pk": existing_plan}, OPERATORS),
+    "rollout:plan_resume": ("POST", {"pk": existing_plan}, OPERATORS),
+    "rollout:plan_abort": ("POST", {"pk": existing_plan}, OPERATORS),
+    "rollout:wave_approve": (
+        "POST",
+        {"pk": existing_plan, "wave_id": wave_of_that_plan},
+        frozenset({"approver", "admin"}),
+    ),
+    "rollout:wave_reject": (
+        "POST",
+        {"pk": existing_plan, "wave_id": wave_of_that_plan},
+        frozenset({"approver", "admin"}),
+    ),
+    "rollout:wave_roll_back": (
+        "POST",
+        {"pk": existing_plan, "wave_id": wave_of_that_plan},
+        OPERATORS,
+    ),
+    "rollout:target_retry": (
+        "POST",
+        {"pk": existing_plan, "target_id": target_of_that_plan},
+        OPERATORS,
+    ),
+    "rollout:target_skip": (
+        "POST",
+        {"pk": existing_plan, "target_id": target_of_that_plan},
+        OPERATORS,
+    ),
+    "rollout:target_roll_back": (
+        "POST",
+        {"pk": existing_plan, "target_id": target_of_that_plan},
+        OPERATORS,
+    ),
     "audit:events": ("GET", {}, frozenset({"auditor", "admin"})),
     "audit:verify": ("GET", {}, frozenset({"auditor", "admin"})),
     "accounts:login": ("GET", {}, PUBLIC),

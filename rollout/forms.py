@@ -1,0 +1,117 @@
+"""The new-plan form: what the operator types, turned into the fields `actions.create_plan`
+takes and the selection `planning.cut` previews."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from fleet.models import Cluster
+from rollout.choices import Goal
+
+
+def _inventory_choices() -> tuple[
+    list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]
+]:
+    live = Cluster.objects.filter(removed_at__isnull=True).order_by()
+    subscriptions = [
+        (sub_id, f"{name} ({sub_id})" if name else sub_id)
+        for sub_id, name in live.values_list("subscription__subscription_id", "subscription__name")
+        .distinct()
+        .order_by("subscription__name", "subscription__subscription_id")
+    ]
+    regions = [
+        (r, r) for r in live.values_list("location", flat=True).distinct().order_by("location")
+    ]
+    rings = [
+        (r, r or "(no ring)")
+        for r in live.values_list("ring", flat=True).distinct().order_by("ring")
+    ]
+    return subscriptions, regions, rings
+
+
+class PlanForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    goal = forms.ChoiceField(choices=Goal.choices, initial=Goal.BPFVETH)
+    subscriptions = forms.MultipleChoiceField(
+        required=False, help_text="None chosen: every subscription."
+    )
+    regions = forms.MultipleChoiceField(required=False, help_text="None chosen: every region.")
+    rings = forms.MultipleChoiceField(required=False, help_text="None chosen: every ring.")
+    tags = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One key=value a line; a cluster must carry every one.",
+    )
+    names = forms.CharField(
+        label="Name patterns",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One name or shell-style pattern (aks-prod-*) a line; any may match.",
+    )
+    wave_spec = forms.CharField(
+        label="Waves",
+        max_length=200,
+        initial="1, 5%, 25%, 100%",
+        help_text=(
+            "Cumulative clusters changed after each wave: counts or percentages, ending at 100%."
+        ),
+    )
+    concurrency = forms.IntegerField(min_value=1, max_value=1000, initial=10)
+    failure_budget = forms.CharField(
+        max_length=16, initial="0", help_text="Failed clusters a wave tolerates: 0, 3 or 10%."
+    )
+    soak_minutes = forms.IntegerField(min_value=0, max_value=7 * 24 * 60, initial=30)
+    respect_maintenance_windows = forms.BooleanField(required=False, initial=True)
+    approvals_needed = forms.IntegerField(min_value=1, max_value=10, initial=1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        subscriptions, regions, rings = _inventory_choices()
+        self.fields["subscriptions"].choices = subscriptions  # type: ignore[attr-defined]
+        self.fields["regions"].choices = regions  # type: ignore[attr-defined]
+        self.fields["rings"].choices = rings  # type: ignore[attr-defined]
+
+    def clean_tags(self) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        for number, line in enumerate(self.cleaned_data["tags"].splitlines(), 1):
+            line = line.strip()
+            if not line:
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                raise forms.ValidationError(
+                    f"Line {number} ({line!r}) is not key=value, for example env=prod."
+                )
+            tags[key.strip()] = value.strip()
+        return tags
+
+    def clean_names(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data["names"].splitlines() if line.strip()]
+
+    def selection(self) -> dict[str, Any]:
+        """The plan's selection as RolloutPlan.selection stores it (call after is_valid)."""
+        data = self.cleaned_data
+        return {
+            "subscriptions": list(data["subscriptions"]),
+            "regions": list(data["regions"]),
+            "rings": list(data["rings"]),
+            "tags": data["tags"],
+            "names": data["names"],
+        }
+
+    def plan_fields(self) -> dict[str, Any]:
+        """The keyword arguments of actions.create_plan (call after is_valid)."""
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "goal": data["goal"],
+            "selection": self.selection(),
+            "wave_spec": data["wave_spec"],
+            "concurrency": data["concurrency"],
+            "failure_budget": data["failure_budget"],
+            "soak_minutes": data["soak_minutes"],
+            "respect_maintenance_windows": data["respect_maintenance_windows"],
+            "approvals_needed": data["approvals_needed"],
+        }
