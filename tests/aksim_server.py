@@ -65,6 +65,15 @@ class Aksim:
         with urllib.request.urlopen(request, timeout=30, context=context) as response:
             return json.load(response)
 
+    def wavegate_env(self) -> dict[str, str]:
+        """Environment that points a Wavegate process (a worker, beat) at this aksim."""
+        return {
+            "AZURE_ARM_ENDPOINT": self.endpoint,
+            "AZURE_CA_BUNDLE": self.ca,
+            "AZURE_CREDENTIAL": "static",
+            "AZURE_STATIC_TOKEN": "wavegate-test",
+        }
+
     def truth(self, cluster: Cluster) -> dict[str, Any]:
         return self.admin("GET", f"clusters/{cluster.key}")
 

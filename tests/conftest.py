@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from django.test import Client
 from psycopg import sql
 
 from accounts.roles import Role
+from config.celery_app import app as celery_app
 from tests.processes import BIN, Process, start_redis, wait_until
 
 pytest_plugins = ["tests.aksim_server"]
@@ -172,6 +174,17 @@ def start_worker(
         process.stop()
         raise
     return Worker(process, queue)
+
+
+@contextmanager
+def tasks_sent_to(worker: Worker) -> Iterator[None]:
+    """Tasks this process sends without a queue (`.delay()`) go to the worker's queue."""
+    default_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = worker.queue
+    try:
+        yield
+    finally:
+        celery_app.conf.task_default_queue = default_queue
 
 
 @pytest.fixture

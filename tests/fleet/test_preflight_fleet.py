@@ -11,13 +11,12 @@ from django.contrib.auth.models import Group
 
 from accounts.roles import Role
 from aksim.generate import generate_fleet
-from config.celery_app import app as celery_app
 from fleet import actions
 from fleet.choices import SCAN_OPEN, SyncTrigger
 from fleet.models import Cluster, PreflightScan
 from fleet.sync import run_sync
 from tests.aksim_server import Aksim, start_aksim
-from tests.conftest import start_worker
+from tests.conftest import start_worker, tasks_sent_to
 from tests.processes import wait_until
 
 CLUSTERS, SUBSCRIPTIONS, SEED = 500, 5, 29
@@ -47,10 +46,7 @@ def test_every_clusters_verdict_matches_aksims_truth(isolated_db, wavegate_on_ak
         isolated_db.url,
         tmp_path / "worker.log",
         {
-            "AZURE_ARM_ENDPOINT": aksim.endpoint,
-            "AZURE_CA_BUNDLE": aksim.ca,
-            "AZURE_CREDENTIAL": "static",
-            "AZURE_STATIC_TOKEN": "wavegate-test",
+            **aksim.wavegate_env(),
             "WAVEGATE_SCAN_POLL_SECONDS": "0.05",
             "WAVEGATE_SCAN_DEADLINE_SECONDS": "20",
             "WAVEGATE_SCAN_CONCURRENCY": "8",
@@ -61,24 +57,22 @@ def test_every_clusters_verdict_matches_aksims_truth(isolated_db, wavegate_on_ak
         "--concurrency",
         "8",
     )
-    default_queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = worker.queue
     operator = get_user_model().objects.create_user("scan-operator")
     operator.groups.add(Group.objects.get(name=Role.OPERATOR.value))
     try:
-        # "Scan all eligible clusters", then the ineligible ones one by one: every cluster.
-        queued = actions.request_fleet_scan(acting_user=operator)
-        assert queued == Cluster.objects.filter(eligible=True).count()
-        for cluster in Cluster.objects.filter(eligible=False):
-            actions.request_scan(cluster, acting_user=operator)
-        wait_until(
-            lambda: not PreflightScan.objects.filter(status__in=SCAN_OPEN).exists(),
-            600,
-            "every scan to finish",
-            interval=1.0,
-        )
+        with tasks_sent_to(worker):
+            # "Scan all eligible clusters", then the ineligible ones one by one: every cluster.
+            queued = actions.request_fleet_scan(acting_user=operator)
+            assert queued == Cluster.objects.filter(eligible=True).count()
+            for cluster in Cluster.objects.filter(eligible=False):
+                actions.request_scan(cluster, acting_user=operator)
+            wait_until(
+                lambda: not PreflightScan.objects.filter(status__in=SCAN_OPEN).exists(),
+                600,
+                "every scan to finish",
+                interval=1.0,
+            )
     finally:
-        celery_app.conf.task_default_queue = default_queue
         worker.process.stop()
 
     verdicts = dict(Cluster.objects.values_list("arm_id", "preflight"))

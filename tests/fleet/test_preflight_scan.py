@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from aksim.fleetfile import Cluster, Fleet, Pool, Subscription
+from aksim.fleetfile import Cluster, Fleet, Subscription
 from audit.models import AuditEvent
 from fleet import actions
 from fleet.azure import Azure
@@ -19,6 +19,8 @@ from fleet.models import Cluster as ClusterRow
 from fleet.models import PreflightScan
 from fleet.preflight import run_scan
 from fleet.sync import run_sync
+from tests.aksim.test_kube_api import _cluster as kube_api_cluster
+from tests.aksim.test_kube_api import _pool
 from tests.aksim_server import Aksim, start_aksim
 
 pytestmark = pytest.mark.django_db
@@ -27,45 +29,16 @@ TENANT = "3d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a"
 SUBSCRIPTION = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
 
 
-def _pool(name: str, mode: str, os_type: str, sku: str, count: int, vmss: str) -> Pool:
-    return Pool(
-        name=name,
-        mode=mode,
-        os_type=os_type,
-        os_sku=sku,
-        count=count,
-        vm_size="Standard_D4s_v5",
-        node_image_version="AKSAzureLinux-V3gen2-202507.21.0",
-        orchestrator_version="1.33.2",
-        vmss_id=vmss,
-    )
-
-
 def _cluster(key: str, seed: int, **changes: object) -> Cluster:
-    fields: dict[str, object] = {
-        "key": key,
+    """test_kube_api's cluster, in this module's subscription, with two system nodes."""
+    defaults: dict[str, object] = {
         "subscription_id": SUBSCRIPTION,
         "resource_group": "rg-scan",
-        "name": f"aks-{key}",
-        "location": "westeurope",
-        "kubernetes_version": "1.33.2",
-        "network_plugin": "azure",
-        "network_plugin_mode": "overlay",
-        "network_dataplane": "cilium",
-        "network_policy": "cilium",
-        "acns": True,
-        "acceleration_mode": "None",
         "tags": {"ring": "canary"},
-        "entra": False,
-        "private": False,
-        "maintenance": {},
-        "node_disruption_policy": "Allow",
         "services": 4,
-        "seed": seed,
         "pools": [_pool("system", "System", "Linux", "AzureLinux", 2, "44444444")],
     }
-    fields.update(changes)
-    return Cluster(**fields)
+    return kube_api_cluster(key, seed, **{**defaults, **changes})
 
 
 def scan_fleet() -> Fleet:
