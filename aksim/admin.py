@@ -97,6 +97,8 @@ def apply_faults(sim: Simulator, body: dict[str, Any]) -> None:
         raise ValueError("faults must be a JSON object")
     with sim.lock:
         sim.faults.update(body)
+        if "lroFailureRate" in body:
+            sim.failure_debt = 0.0  # the count of failing operations starts afresh
         for key, change in (body.get("clusters") or {}).items():
             state = sim.clusters.get(key)
             if state is None:

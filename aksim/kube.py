@@ -924,7 +924,59 @@ def create_daemonset(call: Call) -> Response:
     return JSONResponse(answer, status_code=201)
 
 
+CILIUM_AGENT = "cilium"
+
+
+def _cilium_agent(call: Call) -> dict[str, Any]:
+    """AKS's own Cilium agent DaemonSet in kube-system (k8s-app=cilium), one pod per Linux node;
+    a pod is ready while its node is."""
+    spec = call.state.spec
+    return {
+        "kind": "DaemonSet",
+        "apiVersion": "apps/v1",
+        "metadata": {
+            "name": CILIUM_AGENT,
+            "namespace": "kube-system",
+            "uid": _uid(spec.key, "daemonset", CILIUM_AGENT),
+            "resourceVersion": "1",
+            "generation": 1,
+            "creationTimestamp": _timestamp(_created(spec)),
+            "labels": {"k8s-app": "cilium", "kubernetes.azure.com/managedby": "aks"},
+            "annotations": {"deprecated.daemonset.template.generation": "1"},
+        },
+        "spec": {
+            "selector": {"matchLabels": {"k8s-app": "cilium"}},
+            "template": {
+                "metadata": {"labels": {"k8s-app": "cilium"}},
+                "spec": _default_pod_spec(
+                    {
+                        "hostNetwork": True,
+                        "priorityClassName": "system-node-critical",
+                        "nodeSelector": {"kubernetes.io/os": "linux"},
+                        "tolerations": [{"operator": "Exists"}],
+                        "containers": [
+                            {
+                                "name": "cilium-agent",
+                                "image": "mcr.microsoft.com/oss/cilium/cilium:1.17.7",
+                            }
+                        ],
+                    }
+                ),
+            },
+            "updateStrategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": "10%", "maxSurge": 0},
+            },
+            "revisionHistoryLimit": 10,
+        },
+    }
+
+
 def _daemonsets(call: Call, namespace: str | None) -> list[dict[str, Any]]:
+    key = ("DaemonSet", "kube-system", CILIUM_AGENT)
+    if call.state.spec.network_dataplane == "cilium" and key not in call.state.objects:
+        _namespaces(call)  # kube-system first
+        call.state.objects[key] = _cilium_agent(call)
     found = [
         obj
         for (kind, ns, _), obj in call.state.objects.items()
@@ -974,6 +1026,7 @@ def list_daemonsets(call: Call) -> Response:
 
 def _find_daemonset(call: Call) -> dict[str, Any]:
     name = call.params["name"]
+    _daemonsets(call, call.params["namespace"])  # the built-in ones appear
     obj = call.state.objects.get(("DaemonSet", call.params["namespace"], name))
     if obj is None:
         raise ApiError.not_found("daemonsets", name, "apps")

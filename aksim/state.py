@@ -168,6 +168,7 @@ class Simulator:
             fleet = Fleet.from_json(self._pristine)
             self.fleet = fleet
             self.faults = Faults()
+            self.failure_debt = 0.0  # see _next_operation_fails
             self.buckets.clear()
             self.requests.clear()
             self.puts = []
@@ -249,11 +250,19 @@ class Simulator:
                 spec.provisioning_state = "Failed"
             state.etag = str(uuid.uuid4())
 
+    def _next_operation_fails(self) -> bool:
+        """Exactly `lroFailureRate` of accepted operations fail, spread evenly (at 0.2, every
+        fifth), so a test or a demo knows how many to expect."""
+        rate = min(1.0, max(0.0, self.faults.lro_failure_rate))
+        self.failure_debt += rate
+        if self.failure_debt >= 1.0 - 1e-9:
+            self.failure_debt -= 1.0
+            return True
+        return False
+
     def start_operation(
         self, state: ClusterState, mode: str, request_id: str, *, changes_mode: bool = True
     ) -> Operation:
-        import random
-
         nodes = sum(p.count for p in state.spec.pools)
         seconds = SECONDS_PER_NODE * max(1, nodes) if changes_mode else RECONCILE_SECONDS
         duration = seconds / self.time_scale
@@ -263,7 +272,7 @@ class Simulator:
             mode=mode,
             started=self.now(),
             duration=duration,
-            fails=random.random() < self.faults.lro_failure_rate,
+            fails=self._next_operation_fails(),
             request_id=request_id,
             rolls=changes_mode,
         )

@@ -264,6 +264,13 @@ CELERY_TASK_ROUTES = (
     else {}
 )
 
+# --- Rollout engine ---------------------------------------------------------------------------
+# After Azure says a cluster's change succeeded, its nodes must come back Ready, labelled, with
+# ready Cilium agents within this long, else the cluster fails verification (named nodes).
+WAVEGATE_VERIFY_NODES_MINUTES = env.float("WAVEGATE_VERIFY_NODES_MINUTES", default=20.0)
+# While a wave soaks, each of its clusters' nodes and warning events are read this often.
+WAVEGATE_SOAK_CHECK_SECONDS = env.float("WAVEGATE_SOAK_CHECK_SECONDS", default=60.0)
+
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

@@ -317,7 +317,7 @@ def _waiting_reason(pod: dict[str, Any]) -> str:
     return f"its scan pod is {status.get('phase') or 'Unknown'}"
 
 
-def _list_all(call: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
+def list_all(call: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
     """Every item of a list call, page by page, as plain JSON: the client's models cost more
     to build than the whole scan spends elsewhere, and only a few fields are read."""
     items: list[dict[str, Any]] = []
@@ -385,7 +385,7 @@ def _scan(
     apps = k8s.AppsV1Api(api)
     timeout = settings.request_timeout_seconds
     try:
-        nodes = _list_all(
+        nodes = list_all(
             core.list_node, label_selector="kubernetes.io/os=linux", _request_timeout=timeout
         )
         labelled = _labelled_nodes(api, timeout)
@@ -439,7 +439,7 @@ def _collect(
     deadline = time.monotonic() + settings.deadline_seconds
     timeout = settings.request_timeout_seconds
     while True:
-        pods = _list_all(
+        pods = list_all(
             core.list_namespaced_pod,
             namespace=namespace,
             label_selector=f"{SCAN_LABEL}={SCAN_LABEL_VALUE}",

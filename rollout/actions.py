@@ -4,6 +4,7 @@ same transaction as its change. Planning itself is rollout/planning.py; this fre
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import re
@@ -388,6 +389,7 @@ def resume_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
         raise ActionRefused(f"Plan {plan.name!r} is not paused.")
     from rollout.reconcile import allowed_failures
 
+    acknowledged: dict[str, list[str]] = {}
     for wave in plan.waves.filter(status=WaveStatus.PAUSED):
         failed = wave.targets.filter(status=TargetStatus.FAILED).count()
         allowed = allowed_failures(plan.failure_budget, wave.targets.count())
@@ -397,13 +399,35 @@ def resume_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
                 "retry, skip or roll them back first."
             )
         wave.status, wave.paused_from = wave.paused_from or WaveStatus.RUNNING, ""
-        wave.save(update_fields=["status", "paused_from"])
+        if wave.status == WaveStatus.SOAKING:  # watch a whole soak period again
+            wave.soak_until = timezone.now() + datetime.timedelta(minutes=plan.soak_minutes)
+        wave.save(update_fields=["status", "paused_from", "soak_until"])
+        acknowledged.update(_acknowledge_soak_findings(wave))
+    paused_for = plan.paused_reason
     started = plan.waves.exclude(status__in=(WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL))
     plan.status = PlanStatus.RUNNING if started.exists() else PlanStatus.SUBMITTED
     plan.paused_reason = ""
     plan.save(update_fields=["status", "paused_reason"])
-    audit.record("rollout.plan_resumed", acting_user=acting_user, obj=plan)
+    audit.record(
+        "rollout.plan_resumed",
+        acting_user=acting_user,
+        obj=plan,
+        before={"paused_reason": paused_for},
+        after={"acknowledged": acknowledged} if acknowledged else None,
+    )
     return plan
+
+
+def _acknowledge_soak_findings(wave: Wave) -> dict[str, list[str]]:
+    """What the soak watch paused for is, once an operator resumes, known: not paused for
+    again (a node still NotReady, a warning that keeps repeating)."""
+    acknowledged = {}
+    for target in wave.targets.exclude(soak_findings=[]).select_related("cluster"):
+        acknowledged[target.cluster.name] = list(target.soak_findings)
+        target.acknowledged = sorted(set(target.acknowledged) | set(target.soak_findings))
+        target.soak_findings = []
+        target.save(update_fields=["acknowledged", "soak_findings"])
+    return acknowledged
 
 
 @transaction.atomic

@@ -18,8 +18,13 @@ conditional update before its PUT, and the cluster is read before any new attemp
 When the plan respects maintenance windows, a ready target whose window is closed (or cannot
 be read) waits in `waiting_for_window` and goes on once it opens.
 
-Not yet here (issue 6 continues): node-level verification (Ready nodes labelled
-ebpf-host-routing, Cilium agents, warning events) and watching a wave while it soaks.
+Verification reads the cluster's nodes once Azure says the change is done: every Linux node
+Ready, labelled `ebpf-host-routing` as the goal says, with a ready Cilium agent, and no
+`UnexpectedIPTablesRules` / `BlockedIPTablesRule` warning since the cluster's change began (a
+warning fails the cluster at once; nodes that do not settle fail it after
+WAVEGATE_VERIFY_NODES_MINUTES). While its wave soaks, a done cluster is read again every
+WAVEGATE_SOAK_CHECK_SECONDS; a node NotReady or a new warning, not yet acknowledged by an
+operator's resume, pauses the plan and says which cluster and nodes.
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ from fleet.azure import Azure, AzureError, Refused, Throttled, Unavailable
 from fleet.choices import SCAN_OPEN, ScanStatus
 from fleet.maintenance import UnreadableWindow, describe, window_open
 from fleet.models import PreflightScan
-from rollout.choices import Goal, TargetStatus
-from rollout.models import RolloutTarget
+from fleet.nodecheck import NodeCheck, check_nodes
+from rollout.choices import Goal, PlanStatus, TargetStatus, WaveStatus
+from rollout.models import RolloutPlan, RolloutTarget, Wave
 
 log = logging.getLogger(__name__)
 T = TargetStatus
@@ -70,7 +76,9 @@ def move(target: RolloutTarget, source: str, destination: str, **fields: Any) ->
 
 def advance(target_id: int, azure: Azure | None = None) -> str:
     """One step for one target; returns its status afterwards."""
-    target = RolloutTarget.objects.select_related("plan", "cluster__subscription").get(pk=target_id)
+    target = RolloutTarget.objects.select_related("plan", "wave", "cluster__subscription").get(
+        pk=target_id
+    )
     azure = azure or preflight.gateway()
     step = _STEPS.get(target.status)
     if step is None:
@@ -200,7 +208,7 @@ def _follow(target: RolloutTarget, azure: Azure) -> None:
         if state["accelerationMode"] == target.plan.goal and state["provisioningState"] == (
             "Succeeded"
         ):
-            move(target, T.ENABLING, T.VERIFYING)
+            move(target, T.ENABLING, T.VERIFYING, verifying_since=timezone.now())
         else:  # nothing landed: the attempt may be sent again
             move(target, T.ENABLING, T.READY)
         return
@@ -208,7 +216,7 @@ def _follow(target: RolloutTarget, azure: Azure) -> None:
     if status == "InProgress":
         return
     if status == "Succeeded":
-        move(target, T.ENABLING, T.VERIFYING)
+        move(target, T.ENABLING, T.VERIFYING, verifying_since=timezone.now())
         return
     move(
         target,
@@ -226,21 +234,129 @@ def _verify(target: RolloutTarget, azure: Azure) -> None:
     if state["provisioningState"] != "Succeeded":
         return
     if state["accelerationMode"] != target.plan.goal:
+        _fail_verification(
+            target,
+            "ModeNotSet",
+            f"The operation succeeded but the cluster's mode is {state['accelerationMode']}, "
+            f"not {target.plan.goal}.",
+            state,
+        )
+        return
+    if target.cluster.private_api_server:
+        # Its API server answers only inside its network: Azure's word is all there is.
         move(
             target,
             T.VERIFYING,
-            T.FAILED,
-            error_code="ModeNotSet",
-            error_message=(
-                f"The operation succeeded but the cluster's mode is {state['accelerationMode']}, "
-                f"not {target.plan.goal}."
-            ),
+            T.ENABLED,
             profile_after=state,
+            error_message="Nodes not read: the cluster's API server is private.",
         )
-        _record(target, "rollout.target_failed")
+        _record(target, "rollout.target_done")
         return
-    move(target, T.VERIFYING, T.ENABLED, profile_after=state)
-    _record(target, "rollout.target_done")
+    nodes = read_nodes(target, azure, since=target.started_at)
+    if nodes.warnings:
+        _fail_verification(
+            target,
+            "IPTablesWarnings",
+            "AKS reported iptables warnings since the change began: "
+            + "; ".join(nodes.problems())
+            + ". Remove what adds iptables rules on those nodes, or roll the cluster back.",
+            state,
+        )
+        return
+    if nodes.settled:
+        move(target, T.VERIFYING, T.ENABLED, profile_after=state, error_message="")
+        _record(target, "rollout.target_done")
+        return
+    waited = timezone.now() - (target.verifying_since or timezone.now())
+    limit = datetime.timedelta(minutes=settings.WAVEGATE_VERIFY_NODES_MINUTES)
+    said = "; ".join(nodes.problems())
+    if waited < limit:
+        RolloutTarget.objects.filter(pk=target.pk, status=T.VERIFYING).update(
+            verifying_since=target.verifying_since or timezone.now(),
+            error_message=f"Waiting for the nodes to settle: {said}.",
+        )
+        return
+    _fail_verification(
+        target,
+        "NodesNotSettled",
+        f"Azure's change succeeded, but after {settings.WAVEGATE_VERIFY_NODES_MINUTES:g} minutes "
+        f"the nodes have not settled: {said}. Look at those nodes, then retry or roll back.",
+        state,
+    )
+
+
+def _fail_verification(
+    target: RolloutTarget, code: str, message: str, state: dict[str, Any]
+) -> None:
+    if move(
+        target, T.VERIFYING, T.FAILED, error_code=code, error_message=message, profile_after=state
+    ):
+        _record(target, "rollout.target_failed")
+
+
+def read_nodes(target: RolloutTarget, azure: Azure, since: datetime.datetime | None) -> NodeCheck:
+    """The cluster's nodes now, through its Kubernetes API; warnings since `since` (only when
+    the goal is BpfVeth: AKS raises them only while eBPF host routing is on)."""
+    try:
+        kubeconfig = azure.user_kubeconfig(*_where(target))
+    except AzureError as exc:
+        return NodeCheck(error=f"Reading the cluster's credentials: {exc}")
+    return check_nodes(
+        kubeconfig,
+        goal=target.plan.goal,
+        warnings_since=since if target.plan.goal == Goal.BPFVETH else None,
+        timeout=settings.WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS,
+        token=azure.kubernetes_token,
+    )
+
+
+def _watch(target: RolloutTarget, azure: Azure) -> None:
+    """ENABLED in a soaking wave: read its nodes again, at most once per soak check period, and
+    pause the plan on what an operator has not acknowledged yet."""
+    wave = target.wave
+    if wave.status != WaveStatus.SOAKING or target.cluster.private_api_server:
+        return
+    now = timezone.now()
+    period = datetime.timedelta(seconds=settings.WAVEGATE_SOAK_CHECK_SECONDS)
+    if target.checked_at and now - target.checked_at < period:
+        return
+    claimed = RolloutTarget.objects.filter(
+        pk=target.pk, status=T.ENABLED, checked_at=target.checked_at
+    ).update(checked_at=now)
+    if claimed != 1:
+        return  # another worker is reading it right now
+    nodes = read_nodes(target, azure, since=target.finished_at)
+    if nodes.error:
+        RolloutTarget.objects.filter(pk=target.pk).update(
+            error_message=f"During soak: {nodes.error}"
+        )
+        return
+    seen = nodes.disturbances()
+    new = [key for key in seen if key not in target.acknowledged]
+    if not new:
+        return
+    said = "; ".join(seen[key] for key in new)
+    RolloutTarget.objects.filter(pk=target.pk).update(
+        soak_findings=new, error_code="SoakProblem", error_message=f"During soak: {said}."
+    )
+    reason = (
+        f"Wave {wave.index} is soaking and cluster {target.cluster.name} shows {said}. Look at "
+        "it, roll it (or the wave) back if need be, then resume: resuming acknowledges what was "
+        "seen."
+    )
+    paused = RolloutPlan.objects.filter(pk=target.plan_id, status=PlanStatus.RUNNING).update(
+        status=PlanStatus.PAUSED, paused_reason=reason
+    )
+    Wave.objects.filter(pk=wave.pk, status=WaveStatus.SOAKING).update(
+        status=WaveStatus.PAUSED, paused_from=WaveStatus.SOAKING
+    )
+    if paused:
+        audit.record(
+            "rollout.plan_paused",
+            obj=target.plan,
+            after={"reason": reason, "wave": wave.index, "cluster": target.cluster.name},
+        )
 
 
 def _roll_back(target: RolloutTarget, azure: Azure) -> None:
@@ -332,5 +448,6 @@ _STEPS: dict[str, Callable[[RolloutTarget, Azure], None]] = {
     T.WAITING_FOR_WINDOW: _wait_for_window,
     T.ENABLING: _follow,
     T.VERIFYING: _verify,
+    T.ENABLED: _watch,
     T.ROLLING_BACK: _roll_back,
 }

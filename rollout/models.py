@@ -107,7 +107,14 @@ class RolloutTarget(models.Model):
     profile_before = JSONField(default=dict, blank=True)
     profile_after = JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    verifying_since = models.DateTimeField(null=True, blank=True)  # Azure said done; nodes next
     finished_at = models.DateTimeField(null=True, blank=True)
+    # While its wave soaks: when its nodes were last read, what that found that the plan paused
+    # for (keys "node/NotReady", "node/<warning reason>"), and what operators acknowledged by
+    # resuming (not paused for again).
+    checked_at = models.DateTimeField(null=True, blank=True)
+    soak_findings = JSONField(default=list, blank=True)
+    acknowledged = JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

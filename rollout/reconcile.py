@@ -14,8 +14,9 @@ import logging
 import math
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 import audit
@@ -106,6 +107,16 @@ def _advance_wave(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
         wave.status, wave.finished_at = W.DONE, now
         wave.save(update_fields=["status", "finished_at"])
         audit.record("rollout.wave_done", obj=wave, after={"plan": plan.pk})
+    elif wave.status == W.SOAKING:
+        # The soak watch: each done cluster's nodes are read again once per check period, at
+        # most `concurrency` clusters at a time, the longest unread first.
+        due = now - datetime.timedelta(seconds=settings.WAVEGATE_SOAK_CHECK_SECONDS)
+        steps.extend(
+            wave.targets.filter(status=T.ENABLED)
+            .filter(Q(checked_at__isnull=True) | Q(checked_at__lte=due))
+            .order_by(F("checked_at").asc(nulls_first=True), "position")
+            .values_list("pk", flat=True)[: plan.concurrency]
+        )
 
 
 def _run(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:

@@ -126,6 +126,25 @@ def start_aksim(tmp: Path, fleet: Fleet, time_scale: float = 600.0) -> Aksim:
     return Aksim(info["endpoint"], info["ca"], fleet, process)
 
 
+def clean_fleet(clusters: int, subscriptions: int, seed: int) -> Fleet:
+    """A generated fleet (names, regions, rings, subscriptions) whose every cluster can take
+    BpfVeth and has nothing on its nodes to block it: two AzureLinux nodes each."""
+    fleet = generate_fleet(clusters, subscriptions, seed, "demo")
+    for cluster in fleet.clusters:
+        system = cluster.pools[0]
+        system.os_type, system.os_sku, system.count = "Linux", "AzureLinux", 2
+        system.node_image_version = "AKSAzureLinux-V3gen2-202510.01.0"
+        system.orchestrator_version = cluster.kubernetes_version = "1.33.3"
+        cluster.pools = [system]
+        cluster.network_plugin, cluster.network_plugin_mode = "azure", "overlay"
+        cluster.network_dataplane = cluster.network_policy = "cilium"
+        cluster.acns, cluster.acceleration_mode, cluster.private = True, "None", False
+        cluster.power_state, cluster.provisioning_state = "Running", "Succeeded"
+        cluster.node_disruption_policy = "Allow"
+        cluster.user_rules, cluster.warnings, cluster.services = {}, {}, 20
+    return fleet
+
+
 @pytest.fixture(scope="session")
 def test_fleet() -> Fleet:
     return generate_fleet(FLEET_CLUSTERS, FLEET_SUBSCRIPTIONS, FLEET_SEED, "demo")

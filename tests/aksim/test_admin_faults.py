@@ -97,6 +97,28 @@ def test_a_failing_operation_ends_failed_and_leaves_the_mode(aksim):
     )
 
 
+def test_a_failure_rate_fails_exactly_that_share_of_operations(aksim):
+    cluster = aksim.one(eligible_clean, "eligible clean cluster")
+    client = aksim.container_service(cluster.subscription_id, polling_interval=0.2)
+    aksim.admin("PUT", "faults", {"lroFailureRate": 0.2})
+    outcomes = []
+    for _ in range(10):  # back and forth: every PUT changes the mode (a failure leaves it)
+        current = client.managed_clusters.get(cluster.resource_group, cluster.name)
+        mode = current.properties.network_profile.advanced_networking
+        wanted = "None" if mode and mode.performance.acceleration_mode == "BpfVeth" else "BpfVeth"
+        body, _ = mode_update(client, cluster, wanted)
+        poller = client.managed_clusters.begin_create_or_update(
+            cluster.resource_group, cluster.name, body
+        )
+        try:
+            poller.result(timeout=60)
+            outcomes.append("Succeeded")
+        except HttpResponseError:
+            outcomes.append("Failed")
+
+    assert outcomes == (["Succeeded"] * 4 + ["Failed"]) * 2
+
+
 def test_a_stuck_operation_stays_in_progress_until_the_fault_is_cleared(aksim):
     cluster = aksim.one(eligible_clean, "eligible clean cluster")
     aksim.admin("PUT", "faults", {"stuckOperations": True})

@@ -588,3 +588,22 @@ def test_it_forgets_deleted_clusters(in_process: Endpoint) -> None:
     with pytest.raises(ApiException) as error:
         core.list_node()
     assert error.value.status == 404
+
+
+def test_it_runs_aks_cilium_agents_that_are_ready_with_their_nodes(in_process: Endpoint) -> None:
+    state = in_process.sim.clusters["cilium"]
+    state.not_ready.add(SYSTEM_NODES[1])
+    core = k8s.CoreV1Api(in_process.api("cilium"))
+    agents = core.list_namespaced_pod("kube-system", label_selector="k8s-app=cilium").items
+    linux = core.list_node(label_selector="kubernetes.io/os=linux").items
+    assert sorted(p.spec.node_name for p in agents) == sorted(n.metadata.name for n in linux)
+
+    def ready(pod: k8s.V1Pod) -> bool:
+        return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+    assert {p.spec.node_name: ready(p) for p in agents} == {
+        n.metadata.name: n.metadata.name != SYSTEM_NODES[1] for n in linux
+    }
+    # It is AKS's: deleting it does not make it go away.
+    k8s.AppsV1Api(in_process.api("cilium")).delete_namespaced_daemon_set("cilium", "kube-system")
+    assert core.list_namespaced_pod("kube-system", label_selector="k8s-app=cilium").items

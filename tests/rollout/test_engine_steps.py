@@ -11,9 +11,7 @@ import pytest
 from aksim.fleetfile import Cluster as Spec
 from aksim.generate import _eligible
 from audit.models import AuditEvent
-from fleet.choices import SyncTrigger
 from fleet.models import Cluster
-from fleet.sync import run_sync
 from rollout import actions, engine
 from rollout.choices import Goal, TargetStatus
 from rollout.models import RolloutTarget
@@ -22,14 +20,6 @@ from tests.aksim_server import Aksim
 
 pytestmark = pytest.mark.django_db
 SETTLED = {"enabled", "failed", "blocked", "skipped", "rolled_back"}
-
-
-@pytest.fixture
-def fleet(wavegate_on_aksim: Aksim, settings) -> Aksim:
-    settings.WAVEGATE_SCAN_POLL_SECONDS = 0.05
-    settings.WAVEGATE_SCAN_DEADLINE_SECONDS = 5.0
-    assert run_sync(SyncTrigger.COMMAND).status == "succeeded"
-    return wavegate_on_aksim
 
 
 def target_for(

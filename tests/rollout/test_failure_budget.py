@@ -1,0 +1,138 @@
+"""With 20% of aksim's operations failing, a wave pauses at its failure budget and says why;
+resuming is refused until the failures are dealt with; retry, skip and roll back then work, roll
+back returns clusters to None in aksim, and the plan runs to its end."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from audit.models import AuditEvent
+from audit.verification import verify_stored_chain
+from rollout import actions, engine, reconcile
+from rollout.choices import PlanStatus, TargetStatus, WaveStatus
+from rollout.models import RolloutPlan, RolloutTarget
+from tests.aksim_server import Aksim, clean_fleet, start_aksim
+
+pytestmark = pytest.mark.django_db
+CLUSTERS = 20
+T = TargetStatus
+
+
+@pytest.fixture(scope="module")
+def aksim_server(tmp_path_factory) -> Iterator[Aksim]:
+    server = start_aksim(tmp_path_factory.mktemp("aksim-budget"), clean_fleet(CLUSTERS, 2, 21))
+    try:
+        yield server
+    finally:
+        server.process.stop()
+
+
+def run_tick() -> None:
+    reconcile.tick(lambda target_id: engine.advance(target_id))
+
+
+def tick_until(condition, what: str, ticks: int = 400) -> None:
+    for _ in range(ticks):
+        run_tick()
+        if condition():
+            return
+    raise AssertionError(f"never {what}")
+
+
+def modes(aksim: Aksim) -> dict[str, str]:
+    return {c.name: aksim.truth(c)["accelerationMode"] for c in aksim.fleet.clusters}
+
+
+def puts(aksim: Aksim) -> list[dict]:
+    return aksim.admin("GET", "puts")["accepted"]
+
+
+def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled_back(
+    fleet, personas
+):
+    operator, approver = personas["operator"], personas["approver"]
+    fleet.admin("PUT", "faults", {"lroFailureRate": 0.2})  # every fifth operation fails
+    plan = actions.create_plan(
+        acting_user=operator,
+        name="budgeted",
+        wave_spec="100%",
+        concurrency=3,
+        failure_budget="10%",  # 2 of 20
+        soak_minutes=0,
+        respect_maintenance_windows=False,
+    )
+    plan = actions.submit_plan(plan, acting_user=operator)
+    wave = plan.waves.get()
+    assert wave.targets.count() == CLUSTERS
+    run_tick()
+    actions.approve_wave(wave, acting_user=approver, comment="go")
+
+    def paused() -> bool:
+        plan.refresh_from_db()
+        return plan.status == PlanStatus.PAUSED
+
+    tick_until(paused, "paused")
+    assert plan.paused_reason.startswith(
+        "Wave 1: 3 of 20 clusters failed, over the failure budget of 10% (2 allowed)."
+    )
+    assert "Retry, skip or roll back the failed clusters, then resume." in plan.paused_reason
+    wave.refresh_from_db()
+    assert wave.status == WaveStatus.PAUSED
+    # Nothing new starts while paused: clusters in flight finish, the rest wait.
+    tick_until(lambda: not plan.targets.filter(status__in=reconcile.IN_FLIGHT).exists(), "idle")
+    for _ in range(5):
+        run_tick()
+    counts = Counter(plan.targets.values_list("status", flat=True))
+    assert counts[T.FAILED] == 3
+    assert counts[T.PENDING] > 0
+    sent = puts(fleet)
+    assert len(sent) == CLUSTERS - counts[T.PENDING]
+    failed = list(plan.targets.filter(status=T.FAILED).select_related("cluster"))
+    assert all(t.error_code == "OperationFailed" for t in failed)
+
+    with pytest.raises(actions.ActionRefused, match="still has 3 failed clusters"):
+        actions.resume_plan(plan, acting_user=operator)
+
+    fleet.admin("PUT", "faults", {"lroFailureRate": 0.0})
+    retried, skipped, rolled = failed
+    enabled = plan.targets.filter(status=T.ENABLED).select_related("cluster").first()
+    actions.retry_target(retried, acting_user=operator)
+    actions.skip_target(skipped, acting_user=operator, reason="owner asked to wait")
+    actions.roll_back_target(rolled, acting_user=operator, comment="failed half way")
+    actions.roll_back_target(enabled, acting_user=operator, comment="latency regression")
+    # Roll backs go on while the plan is paused.
+    tick_until(lambda: not plan.targets.filter(status=T.ROLLING_BACK).exists(), "rolled back", 200)
+    plan = actions.resume_plan(RolloutPlan.objects.get(pk=plan.pk), acting_user=operator)
+
+    def completed() -> bool:
+        plan.refresh_from_db()
+        return plan.status == PlanStatus.COMPLETED
+
+    tick_until(completed, "completed")
+
+    final = {t.pk: t for t in RolloutTarget.objects.filter(plan=plan).select_related("cluster")}
+    assert final[retried.pk].status == T.ENABLED
+    assert final[retried.pk].attempts == 2
+    assert final[skipped.pk].status == T.SKIPPED
+    assert final[rolled.pk].status == final[enabled.pk].status == T.ROLLED_BACK
+    now = modes(fleet)
+    assert now[retried.cluster.name] == "BpfVeth"
+    assert now[skipped.cluster.name] == "None"
+    assert now[rolled.cluster.name] == now[enabled.cluster.name] == "None"
+    others = [t for t in final.values() if t.pk not in (retried.pk, skipped.pk, rolled.pk)]
+    assert all(now[t.cluster.name] == "BpfVeth" for t in others if t.pk != enabled.pk)
+    # One PUT per cluster, one for the retry, one None per roll back: nothing twice.
+    assert len(puts(fleet)) == CLUSTERS + 1 + 2
+    actions_seen = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {
+        "rollout.plan_paused",
+        "rollout.target_retried",
+        "rollout.target_skipped",
+        "rollout.emergency_rollback",
+        "rollout.plan_resumed",
+        "rollout.plan_completed",
+    } <= actions_seen
+    assert verify_stored_chain().intact
