@@ -6,6 +6,7 @@ documented environment variables instead (see README.md and docker-compose.yml).
 
 from __future__ import annotations
 
+import math
 import secrets
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
+                "rollout.context_processors.banner",
             ],
         },
     },
@@ -188,29 +190,33 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 WAVEGATE_HEARTBEAT_SECONDS = env.int("WAVEGATE_HEARTBEAT_SECONDS", default=30)
 WAVEGATE_HEARTBEAT_STALE_SECONDS = env.int("WAVEGATE_HEARTBEAT_STALE_SECONDS", default=120)
 
+
+def _every(seconds: float) -> dict[str, Any]:
+    """A beat entry's schedule, and its expiry: a run still queued when the next is due is
+    dropped (django-celery-beat reads `expire_seconds`, whole seconds), so runs do not pile up
+    while no worker is there to take them."""
+    return {"schedule": seconds, "options": {"expire_seconds": max(1, math.ceil(seconds))}}
+
+
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "inventory-sync": {
         "task": "fleet.sync_inventory",
-        "schedule": float(env.int("WAVEGATE_SYNC_MINUTES", default=15) * 60),
-        "options": {"expires": 60.0 * env.int("WAVEGATE_SYNC_MINUTES", default=15)},
+        **_every(60.0 * env.int("WAVEGATE_SYNC_MINUTES", default=15)),
     },
     "worker-heartbeat": {
         "task": "health.record_heartbeat",
-        "schedule": float(WAVEGATE_HEARTBEAT_SECONDS),
-        "options": {"expires": float(WAVEGATE_HEARTBEAT_SECONDS)},
+        **_every(float(WAVEGATE_HEARTBEAT_SECONDS)),
     },
     # The rollout engine's reconciler: gates, waves, budgets, and a step for each target in
     # flight. The database is the truth; a tick lost (worker or Redis down) is made up next.
     "rollout-tick": {
         "task": "rollout.tick",
-        "schedule": env.float("WAVEGATE_ENGINE_TICK_SECONDS", default=5.0),
-        "options": {"expires": env.float("WAVEGATE_ENGINE_TICK_SECONDS", default=5.0)},
+        **_every(env.float("WAVEGATE_ENGINE_TICK_SECONDS", default=5.0)),
     },
     # Scans whose worker died end as error, so their clusters can be scanned again.
     "expire-abandoned-scans": {
         "task": "fleet.expire_abandoned_scans",
-        "schedule": 300.0,
-        "options": {"expires": 300.0},
+        **_every(env.float("WAVEGATE_SCAN_EXPIRY_CHECK_SECONDS", default=300.0)),
     },
 }
 
@@ -236,6 +242,18 @@ WAVEGATE_SYNC_CONCURRENCY = env.int("WAVEGATE_SYNC_CONCURRENCY", default=32)
 WAVEGATE_SYNC_TIMEOUT_SECONDS = env.int("WAVEGATE_SYNC_TIMEOUT_SECONDS", default=3600)
 # Maintenance configurations are re-read this often (Resource Graph does not carry them).
 WAVEGATE_MAINTENANCE_REFRESH_HOURS = env.int("WAVEGATE_MAINTENANCE_REFRESH_HOURS", default=24)
+
+# --- Notifications ---------------------------------------------------------------------------
+# Where a webhook (a chat channel, an incident tool) is told when a wave awaits approval or a
+# plan pauses; empty: no webhook. With a secret, each POST carries an HMAC-SHA256 of its body.
+WAVEGATE_WEBHOOK_URL = env.str("WAVEGATE_WEBHOOK_URL", default="")
+WAVEGATE_WEBHOOK_SECRET = env.str("WAVEGATE_WEBHOOK_SECRET", default="")
+WAVEGATE_WEBHOOK_TIMEOUT_SECONDS = env.float("WAVEGATE_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Tries after the first on a network error or a 5xx, waiting 1, 2, 4 … times this (capped).
+WAVEGATE_WEBHOOK_RETRIES = env.int("WAVEGATE_WEBHOOK_RETRIES", default=6)
+WAVEGATE_WEBHOOK_BACKOFF_SECONDS = env.int("WAVEGATE_WEBHOOK_BACKOFF_SECONDS", default=30)
+# Wavegate's own address as people reach it, for links in notifications.
+WAVEGATE_PUBLIC_URL = env.str("WAVEGATE_PUBLIC_URL", default="http://localhost:8000")
 
 # --- Preflight scans -----------------------------------------------------------------------
 # The scan pods' image: it needs only a shell and nsenter (the host's own iptables-save runs

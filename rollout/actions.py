@@ -17,7 +17,7 @@ from django.utils import timezone
 
 import audit
 from fleet.models import Cluster
-from rollout import access, planning
+from rollout import access, notify, planning
 from rollout.choices import (
     PLAN_ACTIVE,
     TARGET_SETTLED,
@@ -191,6 +191,7 @@ def submit_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
             "content_hash": plan.content_hash,
         },
     )
+    notify.announce("wave_awaiting_approval", plan, waves[0])
     return plan
 
 
@@ -378,6 +379,7 @@ def pause_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPl
         obj=plan,
         after={"reason": plan.paused_reason},
     )
+    notify.announce("plan_paused", plan, reason=plan.paused_reason)
     return plan
 
 

@@ -1,5 +1,5 @@
-"""The new-plan form: what the operator types, turned into the fields `actions.create_plan`
-takes and the selection `planning.cut` previews."""
+"""The plan form (new and edit): what the operator types, turned into the fields
+`actions.create_plan` and `actions.edit_plan` take and the selection `planning.cut` previews."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django import forms
 
 from fleet.models import Cluster
 from rollout.choices import Goal
+from rollout.models import RolloutPlan
 
 
 def _inventory_choices() -> tuple[
@@ -115,3 +116,23 @@ class PlanForm(forms.Form):
             "respect_maintenance_windows": data["respect_maintenance_windows"],
             "approvals_needed": data["approvals_needed"],
         }
+
+
+def initial_of(plan: RolloutPlan) -> dict[str, Any]:
+    """The form's fields filled in with a plan's settings, as the operator would type them."""
+    selection = plan.selection or {}
+    return {
+        "name": plan.name,
+        "goal": plan.goal,
+        "subscriptions": list(selection.get("subscriptions") or ()),
+        "regions": list(selection.get("regions") or ()),
+        "rings": list(selection.get("rings") or ()),
+        "tags": "\n".join(f"{k}={v}" for k, v in (selection.get("tags") or {}).items()),
+        "names": "\n".join(selection.get("names") or ()),
+        "wave_spec": plan.wave_spec,
+        "concurrency": plan.concurrency,
+        "failure_budget": plan.failure_budget,
+        "soak_minutes": plan.soak_minutes,
+        "respect_maintenance_windows": plan.respect_maintenance_windows,
+        "approvals_needed": plan.approvals_needed,
+    }

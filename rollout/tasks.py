@@ -1,11 +1,14 @@
-"""Rollout tasks: the beat tick that reconciles every active plan, and one engine step."""
+"""Rollout tasks: the beat tick that reconciles every active plan, one engine step, and one
+webhook delivery."""
 
 from __future__ import annotations
 
-from celery import shared_task
+from typing import Any
+
+from celery import Task, shared_task
 from django.conf import settings
 
-from rollout import engine, reconcile
+from rollout import engine, notify, reconcile
 
 # A step may run a fresh preflight scan inline, which waits up to its deadline.
 _STEP_LIMIT = int(
@@ -29,3 +32,30 @@ def tick() -> int:
 )
 def advance_target(target_id: int) -> str:
     return engine.advance(target_id)
+
+
+@shared_task(
+    name="rollout.send_webhook",
+    bind=True,
+    ignore_result=True,
+    autoretry_for=(notify.Unavailable,),
+    max_retries=settings.WAVEGATE_WEBHOOK_RETRIES,
+    retry_backoff=settings.WAVEGATE_WEBHOOK_BACKOFF_SECONDS,
+    retry_backoff_max=600,
+    retry_jitter=True,
+)
+def send_webhook(self: Task, payload: dict[str, Any]) -> str:
+    """POST one announcement (rollout/notify.py). The payload, not a primary key: it says what
+    happened when it happened. Its delivery id stays the same on every try."""
+    tries = self.request.retries + 1
+    try:
+        status = notify.deliver(payload)
+    except notify.Refused as exc:
+        notify.give_up(payload, str(exc), tries)
+        return "refused"
+    except notify.Unavailable as exc:
+        if self.request.retries >= (self.max_retries or 0):
+            notify.give_up(payload, str(exc), tries)
+            return "gave up"
+        raise  # autoretry_for sends it again after a backoff
+    return f"delivered ({status})"

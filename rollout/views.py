@@ -1,6 +1,7 @@
-"""Rollout pages: the plan list, the new-plan form with its live preview, one plan with its
-waves, and the buttons that approve, pause, abort, retry, skip and roll back (each calls one
-action in rollout/actions.py and shows its refusal as a message)."""
+"""Rollout pages: the plan list, the new-plan and edit forms with their live preview, one plan
+with its waves, one wave with all its clusters, and the buttons that approve, pause, abort,
+retry, skip and roll back (each calls one action in rollout/actions.py and shows its refusal as
+a message)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -16,21 +19,37 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.access import requires
-from rollout import access, actions, planning
-from rollout.choices import PlanStatus, TargetStatus, WaveStatus
-from rollout.forms import PlanForm
+from rollout import access, actions, banner, planning
+from rollout.choices import WAVE_FINAL, Decision, PlanStatus, TargetStatus, WaveStatus
+from rollout.forms import PlanForm, initial_of
 from rollout.models import Approval, RolloutPlan, RolloutTarget, Wave
 
 PLANS_PER_PAGE = 25
 PREVIEW_NAMES = 5  # first cluster names shown per wave in the preview
 TARGETS_PER_WAVE = 200  # cluster rows shown per wave card
+TARGETS_PER_PAGE = 100  # cluster rows per page of a wave's own page
 POLLING = (PlanStatus.SUBMITTED, PlanStatus.RUNNING, PlanStatus.PAUSED)
+EDITABLE = (PlanStatus.DRAFT, PlanStatus.SUBMITTED)
+UNDECIDED = (WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL)
 TARGET_ORDER = [s.value for s in TargetStatus]
+# What a cluster's row offers an operator, by its state (the actions refuse any other).
+RETRYABLE = (TargetStatus.FAILED, TargetStatus.BLOCKED)
+SKIPPABLE = (
+    TargetStatus.PENDING,
+    TargetStatus.PREFLIGHT,
+    TargetStatus.READY,
+    TargetStatus.WAITING_FOR_WINDOW,
+    TargetStatus.FAILED,
+    TargetStatus.BLOCKED,
+)
+ROLLBACKABLE = (TargetStatus.ENABLED, TargetStatus.FAILED)
 
 
 def _state_counts(rows: Any) -> list[tuple[str, str, int]]:
@@ -95,8 +114,9 @@ class Preview:
         return " ".join([*parts, f"{minutes} min"] if minutes or not parts else parts)
 
 
-def _preview(form: PlanForm) -> Preview:
-    """Cut the form's plan over today's inventory. Raises PlanError."""
+def _preview(form: PlanForm, plan: RolloutPlan | None = None) -> Preview:
+    """Cut the form's plan over today's inventory (for an edit, the clusters `plan` holds count
+    as free). Raises PlanError."""
     data = form.cleaned_data
     raw = form.selection()
     selection = planning.Selection(
@@ -107,7 +127,7 @@ def _preview(form: PlanForm) -> Preview:
         names=tuple(raw["names"]),
     )
     cut = planning.cut(
-        actions.candidates(), selection, data["wave_spec"], data["goal"], actions.ring_order()
+        actions.candidates(plan), selection, data["wave_spec"], data["goal"], actions.ring_order()
     )
     operation = settings.WAVEGATE_ESTIMATED_OPERATION_MINUTES
     waves = [
@@ -128,14 +148,16 @@ def _preview(form: PlanForm) -> Preview:
     )
 
 
-def _checked(form: PlanForm, *, preview_only: bool = False) -> Preview | None:
+def _checked(
+    form: PlanForm, *, preview_only: bool = False, plan: RolloutPlan | None = None
+) -> Preview | None:
     """The preview, or None with the problem added to the form's errors. A preview needs no
     name yet."""
     if not form.is_valid() and not (preview_only and set(form.errors) == {"name"}):
         return None
     try:
         actions.check_budget(form.cleaned_data["failure_budget"])
-        return _preview(form)
+        return _preview(form, plan)
     except planning.PlanError as exc:
         form.add_error("wave_spec", str(exc))
     except actions.ActionRefused as exc:
@@ -146,9 +168,12 @@ def _checked(form: PlanForm, *, preview_only: bool = False) -> Preview | None:
 @require_POST
 @requires(access.can_manage_plans)
 def plan_preview(request: HttpRequest) -> HttpResponse:
-    """The new-plan page's preview alone, which the form asks for on every change."""
+    """The plan form's preview alone, which the form asks for on every change. The edit form
+    names its plan, whose own clusters are then not counted as claimed."""
     form = PlanForm(request.POST)
-    preview = _checked(form, preview_only=True)
+    editing = request.POST.get("plan", "")
+    plan = RolloutPlan.objects.filter(pk=editing).first() if editing.isdigit() else None
+    preview = _checked(form, preview_only=True, plan=plan)
     return render(request, "rollout/_preview.html", {"form": form, "preview": preview})
 
 
@@ -169,11 +194,60 @@ def plan_new(request: HttpRequest) -> HttpResponse:
         except (actions.ActionRefused, PermissionDenied) as refusal:
             form.add_error(None, str(refusal))
         else:
+            banner.forget()
             messages.success(
                 request, f"Plan {plan.name!r} submitted: its first wave awaits approval."
             )
             return redirect("rollout:plan", pk=plan.pk)
     return render(request, "rollout/plan_new.html", {"form": form, "preview": preview})
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@requires(access.can_manage_plans)
+def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """The new-plan form, filled in with a draft or submitted plan; posted, it saves the plan
+    (back to draft: its waves and approvals are void) and submits it again, in one go."""
+    plan = _plan(pk)
+    if plan.status not in EDITABLE:
+        messages.error(
+            request,
+            f"Plan {plan.name!r} is {plan.get_status_display().lower()}: it can no longer be "
+            "edited. Abort it and create a new one.",
+        )
+        return redirect("rollout:plan", pk=plan.pk)
+    # Every approval goes with the waves (edit_plan deletes them): say how many beforehand.
+    approvals = Approval.objects.filter(wave__plan=plan, decision=Decision.APPROVE).count()
+    context: dict[str, Any] = {"editing": plan, "approvals": approvals, "preview": None}
+    if request.method != "POST":
+        context["form"] = PlanForm(initial=initial_of(plan))
+        return render(request, "rollout/plan_new.html", context)
+    form = PlanForm(request.POST)
+    context["form"] = form
+    context["preview"] = preview = _checked(form, plan=plan)
+    if preview is not None:
+        try:
+            # Edited and submitted again together, or neither: a refused submit leaves the
+            # plan as it was, approvals included.
+            with transaction.atomic():
+                edited = actions.edit_plan(plan, acting_user=request.user, **form.plan_fields())
+                edited = actions.submit_plan(edited, acting_user=request.user)
+        except (actions.ActionRefused, PermissionDenied) as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            banner.forget()
+            voided = (
+                f" The {approvals} approval{'s' if approvals != 1 else ''} given for the earlier "
+                f"version {'were' if approvals != 1 else 'was'} voided."
+                if approvals
+                else ""
+            )
+            messages.success(
+                request,
+                f"Plan {edited.name!r} saved and submitted again: its waves were cut anew and "
+                f"its first wave awaits approval.{voided}",
+            )
+            return redirect("rollout:plan", pk=edited.pk)
+    return render(request, "rollout/plan_new.html", context)
 
 
 # --- one plan ----------------------------------------------------------------------------------
@@ -209,8 +283,7 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
                     (s, label, n, round(100 * n / (size or 1), 1)) for s, label, n in states
                 ],
                 "approvals": decisions.get(wave.pk, []),
-                "can_decide": can_decide
-                and wave.status in (WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL),
+                "can_decide": can_decide and wave.status in UNDECIDED,
                 "can_roll_back": can_manage
                 and bool(found.get(TargetStatus.ENABLED) or found.get(TargetStatus.FAILED)),
             }
@@ -221,16 +294,10 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
         "polling": plan.status in POLLING,
         "can_manage": can_manage,
         "is_creator": is_creator,
-        "retryable": (TargetStatus.FAILED, TargetStatus.BLOCKED),
-        "skippable": (
-            TargetStatus.PENDING,
-            TargetStatus.PREFLIGHT,
-            TargetStatus.READY,
-            TargetStatus.WAITING_FOR_WINDOW,
-            TargetStatus.FAILED,
-            TargetStatus.BLOCKED,
-        ),
-        "rollbackable": (TargetStatus.ENABLED, TargetStatus.FAILED),
+        "editable": can_manage and plan.status in EDITABLE,
+        "retryable": RETRYABLE,
+        "skippable": SKIPPABLE,
+        "rollbackable": ROLLBACKABLE,
     }
 
 
@@ -251,14 +318,130 @@ def plan_cards(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "rollout/_plan_cards.html", _plan_panel(request, _plan(pk)))
 
 
+# --- one wave ----------------------------------------------------------------------------------
+class KnownCountPaginator(Paginator):
+    """A paginator told its count, which the page has already read with the counts by state."""
+
+    def __init__(self, object_list: Any, per_page: int, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self._known_count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self._known_count
+
+
+def _wave_panel(request: HttpRequest, pk: int, index: int) -> dict[str, Any]:
+    """Everything a wave's page shows, in a fixed number of queries whatever the wave's size:
+    the cluster table is one page of one state at a time."""
+    plan = _plan(pk)
+    waves = list(plan.waves.order_by("index"))  # a handful; gives the previous one and the total
+    by_index = {w.index: w for w in waves}
+    wave = by_index.get(index)
+    if wave is None:
+        raise Http404(f"Plan {plan.name!r} has no wave {index}: it has {len(waves)}.")
+    found = dict(wave.targets.order_by().values_list("status").annotate(n=Count("pk")))
+    size = sum(found.values())
+    states = _state_counts(found.items())
+    state = request.GET.get("state", "")
+    unknown_state = state if state and state not in TargetStatus.values else ""
+    if unknown_state:
+        state = ""
+    rows = wave.targets.select_related("cluster").order_by("position")
+    if state:
+        rows = rows.filter(status=state)
+    shown = found.get(state, 0) if state else size
+    page = KnownCountPaginator(rows, TARGETS_PER_PAGE, count=shown).get_page(
+        request.GET.get("page")
+    )
+    approvals = list(wave.approvals.select_related("user").order_by("created_at"))
+    counted = [
+        a for a in approvals if a.decision == Decision.APPROVE and a.plan_hash == plan.content_hash
+    ]
+    user = request.user
+    is_creator = plan.created_by_id == user.pk
+    decided = any(a.user_id == user.pk and a.plan_hash == plan.content_hash for a in approvals)
+    can_manage = access.can_manage_plans(user)
+    # The page as it is now (filter and page number kept), for the buttons to come back to
+    # and for the polling to ask for.
+    query = {"state": state} if state else {}
+    if page.number > 1:
+        query["page"] = str(page.number)
+    here = f"?{urlencode(query)}" if query else ""
+    kwargs = {"pk": plan.pk, "index": wave.index}
+    return {
+        "plan": plan,
+        "wave": wave,
+        "wave_count": len(waves),
+        "paused_from": WaveStatus(wave.paused_from).label
+        if wave.paused_from in WaveStatus.values
+        else "",
+        "previous": by_index.get(index - 1),
+        "next_wave": by_index.get(index + 1),
+        "size": size,
+        "states": [(s, label, n, round(100 * n / (size or 1), 1)) for s, label, n in states],
+        "state": state,
+        "state_label": TargetStatus(state).label if state else "",
+        "unknown_state": unknown_state,
+        "page": page,
+        "page_url": reverse("rollout:wave", kwargs=kwargs) + here,
+        "panel_url": reverse("rollout:wave_panel", kwargs=kwargs) + here,
+        "filter_query": urlencode({"state": state}) if state else "",
+        "approvals": approvals,
+        "approvals_counted": len(counted),
+        "polling": wave.status not in WAVE_FINAL or bool(found.get(TargetStatus.ROLLING_BACK)),
+        "plan_live": plan.status in POLLING,
+        "can_manage": can_manage,
+        "is_creator": is_creator,
+        "decided": decided,
+        "can_decide": access.can_approve_waves(user)
+        and not is_creator
+        and not decided
+        and plan.status in POLLING
+        and wave.status in UNDECIDED,
+        "can_roll_back": can_manage
+        and bool(found.get(TargetStatus.ENABLED) or found.get(TargetStatus.FAILED)),
+        "waiting_for_window": found.get(TargetStatus.WAITING_FOR_WINDOW, 0),
+        "retryable": RETRYABLE,
+        "skippable": SKIPPABLE,
+        "rollbackable": ROLLBACKABLE,
+    }
+
+
+@require_safe
+@requires(access.can_view_plans)
+def wave_detail(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    return render(request, "rollout/wave_detail.html", _wave_panel(request, pk, index))
+
+
+@require_safe
+@requires(access.can_view_plans)
+def wave_panel(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    """The wave page's gates and clusters alone, which the page polls while the wave is live."""
+    return render(request, "rollout/_wave_panel.html", _wave_panel(request, pk, index))
+
+
 def _act(request: HttpRequest, plan_pk: int, do: Callable[[], str]) -> HttpResponse:
     try:
         done = do()
     except (actions.ActionRefused, PermissionDenied) as refusal:
         messages.error(request, str(refusal))
     else:
+        banner.forget()
         messages.success(request, done)
-    return redirect("rollout:plan", pk=plan_pk)
+    return _back(request, plan_pk)
+
+
+def _back(request: HttpRequest, plan_pk: int) -> HttpResponse:
+    """Back to the page the button was on: the form's `next` when it is a page of this plan
+    (a wave's page, with its filter), else the plan's page."""
+    plan_url = reverse("rollout:plan", kwargs={"pk": plan_pk})
+    back = request.POST.get("next", "")
+    if back.startswith(plan_url) and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(back)
+    return redirect(plan_url)
 
 
 def _comment(request: HttpRequest) -> str:

@@ -4,11 +4,7 @@ overview follows a running sync through htmx polling until it ends."""
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,21 +18,9 @@ from playwright.sync_api import Page, sync_playwright
 from accounts.roles import Role
 from fleet.choices import SyncStatus
 from fleet.models import SyncRun
+from tests.browser.app import CHROMIUM, CHROMIUM_ARGS, serve, sign_in
 from tests.conftest import PASSWORD, IsolatedDatabase
 from tests.factories import make_cluster, make_subscription, make_sync_run
-from tests.processes import BIN, Process, free_port, wait_until
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = [
     pytest.mark.slow,
@@ -68,49 +52,8 @@ def inventory(isolated_db: IsolatedDatabase, settings) -> dict[str, str]:
 
 @pytest.fixture
 def server(isolated_db: IsolatedDatabase, inventory, tmp_path: Path) -> Iterator[str]:
-    """The app under gunicorn on a free port, on the isolated database; its base URL."""
-    port = free_port()
-    env = dict(
-        os.environ,
-        DATABASE_URL=isolated_db.url,
-        WAVEGATE_VAR_DIR=str(tmp_path / "var"),
-        DJANGO_SECRET_KEY="browser-test-" + "k" * 40,
-    )
-    process = Process(
-        "gunicorn",
-        [
-            str(BIN / "gunicorn"),
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--access-logfile",
-            "-",
-        ],
-        env,
-        tmp_path / "gunicorn.log",
-    ).start()
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if not process.running():
-            return True
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return False
-        try:
-            urllib.request.urlopen(base + "/accounts/login/", timeout=5).close()
-        except urllib.error.URLError:
-            return False
-        return True
-
-    try:
-        wait_until(answers, 60, "gunicorn to serve the sign-in page", interval=0.2)
-        assert process.running(), process.log()
+    with serve(isolated_db.url, tmp_path) as base:
         yield base
-    finally:
-        process.stop()
 
 
 @pytest.fixture
@@ -126,14 +69,6 @@ def page() -> Iterator[Page]:
             yield tab
         finally:
             browser.close()
-
-
-def sign_in(page: Page, server: str, user: dict[str, str]) -> None:
-    page.goto(server + "/accounts/login/")
-    page.fill("#id_username", user["username"])
-    page.fill("#id_password", user["password"])
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(server + "/")
 
 
 def test_a_viewer_finds_the_blocked_clusters_and_reads_why_one_is_blocked(

@@ -1,0 +1,24 @@
+// Live regions (plan cards, a wave's panel) are replaced every few seconds by htmx polling. A
+// poll already under way when someone starts typing a comment must not wipe what they typed:
+// keep the region as it is while one of its text inputs has focus or text; the next poll
+// after they send or clear it brings the page up to date.
+(function () {
+  "use strict";
+
+  function busy(region) {
+    var inputs = region.querySelectorAll("input[type=text], textarea");
+    for (var i = 0; i < inputs.length; i++) {
+      if (inputs[i] === document.activeElement || inputs[i].value !== "") {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var region = event.detail.target;
+    if (region && region.hasAttribute("data-live") && busy(region)) {
+      event.detail.shouldSwap = false;
+    }
+  });
+})();
