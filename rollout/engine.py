@@ -10,7 +10,9 @@ The PUT is sent at most once per attempt: the target moves to `enabling` (with a
 `x-ms-client-request-id` and the attempt counted) before the PUT, and the continuation token is
 stored right after it. A target found in `enabling` without a token (its worker died between
 the two) is resolved by reading the cluster: an operation still running is waited for, a change
-that took effect goes on to verification, and only a PUT that never landed is sent again.
+that took effect goes on to verification, and only a PUT that never landed is sent again. A
+worker holds the target's lock (`working_on`) for the whole step, so that reading is never made
+while another worker's PUT for the target is on its way.
 
 Rolling back (`rolling_back`) sends mode None the same way: each attempt is claimed with a
 conditional update before its PUT, and the cluster is read before any new attempt.
@@ -29,13 +31,15 @@ operator's resume, pauses the plan and says which cluster and nodes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -46,6 +50,7 @@ from fleet.choices import SCAN_OPEN, ScanStatus
 from fleet.maintenance import UnreadableWindow, describe, window_open
 from fleet.models import PreflightScan
 from fleet.nodecheck import NodeCheck, check_nodes
+from rollout import notify
 from rollout.choices import Goal, PlanStatus, TargetStatus, WaveStatus
 from rollout.models import RolloutPlan, RolloutTarget, Wave
 
@@ -74,6 +79,32 @@ def move(target: RolloutTarget, source: str, destination: str, **fields: Any) ->
     return False
 
 
+_TARGET_LOCKS = 7_106_001  # the advisory lock class of "a worker is on this target"
+
+
+@contextlib.contextmanager
+def working_on(target: RolloutTarget) -> Iterator[bool]:
+    """Whether this worker may work on the target now: True while it holds the target's lock,
+    so two steps for one target never run at once. That matters most around the PUT: a worker
+    holds the lock from claiming an attempt until the continuation token is stored, so a
+    worker that finds the target `enabling` without a token knows no PUT is on its way and may
+    read the cluster to decide. It is a PostgreSQL session advisory lock, which the server
+    releases when a killed worker's connection drops. Other databases (the demo's SQLite) have
+    none: there the conditional updates alone keep targets apart."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_TARGET_LOCKS, target.pk])
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_TARGET_LOCKS, target.pk])
+
+
 def advance(target_id: int, azure: Azure | None = None) -> str:
     """One step for one target; returns its status afterwards."""
     target = RolloutTarget.objects.select_related("plan", "wave", "cluster__subscription").get(
@@ -82,14 +113,20 @@ def advance(target_id: int, azure: Azure | None = None) -> str:
     azure = azure or preflight.gateway()
     step = _STEPS.get(target.status)
     if step is None:
-        return target.status  # settled, or waiting for something this module does not do yet
-    try:
-        step(target, azure)
-    except Exception as exc:  # a bug must not leave the target half-moved without a word
-        log.exception("advancing target %s failed", target.pk)
-        RolloutTarget.objects.filter(pk=target.pk).update(
-            error_message=f"Wavegate failed at this step ({type(exc).__name__}: {exc})."
-        )
+        return target.status  # settled, or waiting for an operator
+    with working_on(target) as mine:
+        if not mine:
+            return target.status  # another worker is on it right now
+        target.refresh_from_db()  # as it is now that this worker holds it
+        step = _STEPS.get(target.status)
+        try:
+            if step is not None:
+                step(target, azure)
+        except Exception as exc:  # a bug must not leave the target half-moved without a word
+            log.exception("advancing target %s failed", target.pk)
+            RolloutTarget.objects.filter(pk=target.pk).update(
+                error_message=f"Wavegate failed at this step ({type(exc).__name__}: {exc})."
+            )
     target.refresh_from_db()
     return target.status
 
@@ -108,11 +145,19 @@ def _preflight(target: RolloutTarget, azure: Azure) -> None:
         move(target, T.PREFLIGHT, T.READY)
         return
     cluster = target.cluster
+    queued = PreflightScan.objects.filter(cluster=cluster, status=ScanStatus.QUEUED).first()
+    if queued is not None:
+        # Queued and not run: its step (or a "Scan now" task) was lost with a worker. Run it
+        # here; its claim is conditional, so it runs once whoever gets there first.
+        preflight.run_scan(queued.pk, azure)
     if PreflightScan.objects.filter(cluster=cluster, status__in=SCAN_OPEN).exists():
         return  # a scan is under way: its result will do
     max_age = datetime.timedelta(minutes=settings.WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES)
     scan = (
         PreflightScan.objects.filter(cluster=cluster, finished_at__gte=timezone.now() - max_age)
+        # A scan that failed (a worker died under it, the API answered oddly) says nothing
+        # about the cluster: scan again; a fresh scan's own error does block the cluster.
+        .exclude(status=ScanStatus.ERROR)
         .order_by("-finished_at")
         .first()
     )
@@ -357,6 +402,7 @@ def _watch(target: RolloutTarget, azure: Azure) -> None:
             obj=target.plan,
             after={"reason": reason, "wave": wave.index, "cluster": target.cluster.name},
         )
+        notify.announce("plan_paused", target.plan, wave, reason)
 
 
 def _roll_back(target: RolloutTarget, azure: Azure) -> None:

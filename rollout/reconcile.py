@@ -20,6 +20,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 import audit
+from rollout import notify
 from rollout.actions import valid_approvals
 from rollout.choices import TARGET_SETTLED, PlanStatus, TargetStatus, WaveStatus
 from rollout.models import RolloutPlan, RolloutTarget, Wave
@@ -91,6 +92,7 @@ def _advance_wave(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
         wave.status = W.AWAITING_APPROVAL
         wave.save(update_fields=["status"])
         audit.record("rollout.wave_awaiting_approval", obj=wave, after={"plan": plan.pk})
+        notify.announce("wave_awaiting_approval", plan, wave)
     if wave.status == W.AWAITING_APPROVAL and valid_approvals(wave, plan) >= wave.approvals_needed:
         wave.status = W.APPROVED
         wave.save(update_fields=["status"])
@@ -141,6 +143,7 @@ def _run(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
         wave.paused_from, wave.status = wave.status, W.PAUSED
         wave.save(update_fields=["paused_from", "status"])
         audit.record("rollout.plan_paused", obj=plan, after={"reason": reason, "wave": wave.index})
+        notify.announce("plan_paused", plan, wave, reason)
     if plan.status == P.PAUSED or wave.status == W.PAUSED:
         return  # targets in flight finish; none start
     waiting = wave.targets.filter(status=T.WAITING_FOR_WINDOW).count()

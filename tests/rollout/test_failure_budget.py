@@ -51,7 +51,7 @@ def puts(aksim: Aksim) -> list[dict]:
 
 
 def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled_back(
-    fleet, personas
+    fleet, personas, webhook, eager, django_capture_on_commit_callbacks
 ):
     operator, approver = personas["operator"], personas["approver"]
     fleet.admin("PUT", "faults", {"lroFailureRate": 0.2})  # every fifth operation fails
@@ -64,7 +64,8 @@ def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled
         soak_minutes=0,
         respect_maintenance_windows=False,
     )
-    plan = actions.submit_plan(plan, acting_user=operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        plan = actions.submit_plan(plan, acting_user=operator)
     wave = plan.waves.get()
     assert wave.targets.count() == CLUSTERS
     run_tick()
@@ -74,7 +75,15 @@ def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled
         plan.refresh_from_db()
         return plan.status == PlanStatus.PAUSED
 
-    tick_until(paused, "paused")
+    with django_capture_on_commit_callbacks(execute=True):
+        tick_until(paused, "paused")
+    # Whoever watches the webhook heard of both moments that need a person.
+    told = webhook.bodies()
+    assert [(b["kind"], b["wave"]) for b in told] == [
+        ("wave_awaiting_approval", 1),
+        ("plan_paused", 1),
+    ]
+    assert told[1]["reason"] == plan.paused_reason
     assert plan.paused_reason.startswith(
         "Wave 1: 3 of 20 clusters failed, over the failure budget of 10% (2 allowed)."
     )
