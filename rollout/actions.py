@@ -58,7 +58,7 @@ def candidates(plan: RolloutPlan | None = None) -> list[planning.Candidate]:
     )
     rows = Cluster.objects.filter(removed_at__isnull=True).values_list(
         "pk", "name", "subscription__subscription_id", "location", "ring", "tags", "eligible",
-        "eligibility_reasons", "acceleration_mode", "preflight",
+        "eligibility_reasons", "acceleration_mode", "preflight", "power_state",
     )  # fmt: skip
     return [
         planning.Candidate(
@@ -73,9 +73,11 @@ def candidates(plan: RolloutPlan | None = None) -> list[planning.Candidate]:
             acceleration_mode=mode,
             preflight=preflight,
             claimed_by=claims.get(pk, ""),
+            stopped=power == "Stopped",
         )
-        for pk, name, subscription, region, ring, tags, eligible, reasons, mode, preflight in rows
-    ]
+        for pk, name, subscription, region, ring, tags, eligible, reasons, mode, preflight, power
+        in rows
+    ]  # fmt: skip
 
 
 def check_budget(text: str) -> str:
@@ -470,6 +472,12 @@ def abort_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPl
 def retry_target(target: RolloutTarget, *, acting_user: Any) -> RolloutTarget:
     """A failed or blocked cluster starts again from a fresh preflight."""
     _manage(acting_user)
+    plan = target.plan
+    if plan.status not in PLAN_ACTIVE:
+        raise ActionRefused(
+            f"Plan {plan.name!r} is {plan.get_status_display().lower()} and has let its clusters "
+            "go: put this cluster in a new plan."
+        )
     moved = RolloutTarget.objects.filter(
         pk=target.pk, status__in=(TargetStatus.FAILED, TargetStatus.BLOCKED)
     ).update(status=TargetStatus.PENDING, finished_at=None, continuation_token="")
@@ -526,6 +534,8 @@ def roll_back_target(target: RolloutTarget, *, acting_user: Any, comment: str) -
     _manage(acting_user)
     if not (comment or "").strip():
         raise ActionRefused("Say why the cluster is rolled back.")
+    if target.plan.goal == Goal.NONE and target.status == TargetStatus.ENABLED:
+        raise ActionRefused("This plan rolled the cluster back already: it is at None.")
     moved = RolloutTarget.objects.filter(
         pk=target.pk, status__in=(TargetStatus.ENABLED, TargetStatus.FAILED)
     ).update(status=TargetStatus.ROLLING_BACK, continuation_token="", finished_at=None)
@@ -545,7 +555,14 @@ def roll_back_target(target: RolloutTarget, *, acting_user: Any, comment: str) -
 def roll_back_wave(wave: Wave, *, acting_user: Any, comment: str) -> int:
     """Roll back every changed or failed cluster of a wave; returns how many."""
     _manage(acting_user)
-    targets = list(wave.targets.filter(status__in=(TargetStatus.ENABLED, TargetStatus.FAILED)))
+    if not (comment or "").strip():
+        raise ActionRefused("Say why the wave is rolled back.")
+    states = (TargetStatus.FAILED,) if wave.plan.goal == Goal.NONE else (
+        TargetStatus.ENABLED, TargetStatus.FAILED,
+    )  # fmt: skip
+    targets = list(wave.targets.select_related("plan").filter(status__in=states))
+    if not targets:
+        raise ActionRefused(f"Wave {wave.index} has no changed or failed cluster to roll back.")
     for target in targets:
         roll_back_target(target, acting_user=acting_user, comment=comment)
     return len(targets)

@@ -41,6 +41,7 @@ class Candidate:
     acceleration_mode: str = NONE
     preflight: str = ""  # the latest scan's status; "" when never scanned
     claimed_by: str = ""  # the name of another active plan that holds it
+    stopped: bool = False  # its power state is Stopped: AKS changes nothing on it
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,11 @@ def exclusion(c: Candidate, goal: str) -> str | None:
     if c.claimed_by:
         return f"in plan {c.claimed_by!r}, which is still active"
     if goal == NONE:  # a rollback: only clusters now at BpfVeth, no preflight
-        return None if c.acceleration_mode == BPFVETH else "not at BpfVeth: nothing to roll back"
+        if c.acceleration_mode != BPFVETH:
+            return "not at BpfVeth: nothing to roll back"
+        if c.stopped:
+            return "stopped: AKS refuses to change a stopped cluster; start it (az aks start) first"
+        return None
     if c.acceleration_mode == BPFVETH:
         return "already at BpfVeth"
     if not c.eligible:

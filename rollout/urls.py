@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.plan_list, name="plans"),
     path("new", views.plan_new, name="plan_new"),
     path("preview", views.plan_preview, name="plan_preview"),
+    path("emergency-stop", views.emergency_stop, name="emergency_stop"),
     path("<int:pk>/", views.plan_detail, name="plan"),
     path("<int:pk>/cards", views.plan_cards, name="plan_cards"),
     path("<int:pk>/edit", views.plan_edit, name="plan_edit"),

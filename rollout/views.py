@@ -27,7 +27,15 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from accounts.access import requires
 from rollout import access, actions, banner, planning
-from rollout.choices import WAVE_FINAL, Decision, PlanStatus, TargetStatus, WaveStatus
+from rollout.choices import (
+    PLAN_ACTIVE,
+    WAVE_FINAL,
+    Decision,
+    Goal,
+    PlanStatus,
+    TargetStatus,
+    WaveStatus,
+)
 from rollout.forms import PlanForm, initial_of
 from rollout.models import Approval, RolloutPlan, RolloutTarget, Wave
 
@@ -50,6 +58,17 @@ SKIPPABLE = (
     TargetStatus.BLOCKED,
 )
 ROLLBACKABLE = (TargetStatus.ENABLED, TargetStatus.FAILED)
+
+
+def target_actions(plan: RolloutPlan) -> dict[str, tuple[str, ...]]:
+    """The states in which a cluster of this plan offers retry, skip and roll back."""
+    return {
+        # A finished plan has let its clusters go: a retry would start nothing.
+        "retryable": RETRYABLE if plan.status in PLAN_ACTIVE else (),
+        "skippable": SKIPPABLE,
+        # A rollback plan's done clusters are at None already.
+        "rollbackable": (TargetStatus.FAILED,) if plan.goal == Goal.NONE else ROLLBACKABLE,
+    }
 
 
 def _state_counts(rows: Any) -> list[tuple[str, str, int]]:
@@ -86,6 +105,7 @@ def plan_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "rows": rows,
         "can_manage": access.can_manage_plans(request.user),
+        "can_stop": access.can_emergency_stop(request.user),
     }
     return render(request, "rollout/plan_list.html", context)
 
@@ -283,7 +303,9 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
                     (s, label, n, round(100 * n / (size or 1), 1)) for s, label, n in states
                 ],
                 "approvals": decisions.get(wave.pk, []),
-                "can_decide": can_decide and wave.status in UNDECIDED,
+                "can_decide": can_decide
+                and wave.status in UNDECIDED
+                and not any(a.user_id == user.pk for a in decisions.get(wave.pk, [])),
                 "can_roll_back": can_manage
                 and bool(found.get(TargetStatus.ENABLED) or found.get(TargetStatus.FAILED)),
             }
@@ -295,9 +317,7 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
         "can_manage": can_manage,
         "is_creator": is_creator,
         "editable": can_manage and plan.status in EDITABLE,
-        "retryable": RETRYABLE,
-        "skippable": SKIPPABLE,
-        "rollbackable": ROLLBACKABLE,
+        **target_actions(plan),
     }
 
 
@@ -402,9 +422,7 @@ def _wave_panel(request: HttpRequest, pk: int, index: int) -> dict[str, Any]:
         "can_roll_back": can_manage
         and bool(found.get(TargetStatus.ENABLED) or found.get(TargetStatus.FAILED)),
         "waiting_for_window": found.get(TargetStatus.WAITING_FOR_WINDOW, 0),
-        "retryable": RETRYABLE,
-        "skippable": SKIPPABLE,
-        "rollbackable": ROLLBACKABLE,
+        **target_actions(plan),
     }
 
 
@@ -455,6 +473,12 @@ def wave_approve(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
 
     def do() -> str:
         done = actions.approve_wave(wave, acting_user=request.user, comment=_comment(request))
+        if done.status == WaveStatus.AWAITING_APPROVAL:
+            missing = done.approvals_needed - actions.valid_approvals(done, done.plan)
+            return (
+                f"You approved wave {done.index}; it needs {missing} more approval"
+                f"{'s' if missing != 1 else ''} from another approver."
+            )
         return f"You approved wave {done.index}; it is {done.get_status_display().lower()}."
 
     return _act(request, pk, do)
@@ -482,6 +506,24 @@ def wave_roll_back(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
         return f"{n} cluster{'s' if n != 1 else ''} of wave {wave.index} rolling back."
 
     return _act(request, pk, do)
+
+
+@require_POST
+@requires(access.can_emergency_stop)
+def emergency_stop(request: HttpRequest) -> HttpResponse:
+    """Pause every submitted or running plan at once."""
+    try:
+        paused = actions.emergency_stop(acting_user=request.user, reason=_comment(request))
+    except (actions.ActionRefused, PermissionDenied) as refusal:
+        messages.error(request, str(refusal))
+    else:
+        banner.forget()
+        messages.success(
+            request,
+            f"Emergency stop: {paused} plan{'s' if paused != 1 else ''} paused. Clusters being "
+            "changed finish; nothing new starts until someone resumes a plan.",
+        )
+    return redirect("rollout:plans")
 
 
 @require_POST

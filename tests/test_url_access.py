@@ -88,6 +88,7 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
     "rollout:wave": ("GET", {"pk": existing_plan, "index": 1}, EVERYONE),
     "rollout:wave_panel": ("GET", {"pk": existing_plan, "index": 1}, EVERYONE),
     "rollout:plan_pause": ("POST", {"pk": existing_plan}, OPERATORS),
+    "rollout:emergency_stop": ("POST", {}, OPERATORS),
     "rollout:plan_resume": ("POST", {"pk": existing_plan}, OPERATORS),
     "rollout:plan_abort": ("POST", {"pk": existing_plan}, OPERATORS),
     "rollout:wave_approve": (

@@ -16,6 +16,13 @@
   }
 
   document.addEventListener("htmx:beforeSwap", function (event) {
+    // A session that ended answers a poll with the sign-in page: go there, whole.
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.responseURL && xhr.responseURL.indexOf("/accounts/login/") !== -1) {
+      event.detail.shouldSwap = false;
+      window.location.assign(xhr.responseURL);
+      return;
+    }
     var region = event.detail.target;
     if (region && region.hasAttribute("data-live") && busy(region)) {
       event.detail.shouldSwap = false;

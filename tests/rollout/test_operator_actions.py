@@ -154,3 +154,78 @@ def test_a_cluster_not_yet_changed_cannot_be_rolled_back(running, personas):
         actions.roll_back_target(
             running.targets.first(), acting_user=personas["operator"], comment="x"
         )
+
+
+def test_a_cluster_of_an_aborted_plan_cannot_be_retried(running, personas, client_as):
+    operator = personas["operator"]
+    failed = running.waves.get(index=1).targets.order_by("position").first()
+    RolloutTarget.objects.filter(pk=failed.pk).update(status=TargetStatus.FAILED)
+    RolloutTarget.objects.filter(plan=running).exclude(pk=failed.pk).update(
+        status=TargetStatus.PENDING
+    )
+    actions.abort_plan(running, acting_user=operator, reason="wrong clusters")
+
+    with pytest.raises(actions.ActionRefused, match="aborted and has let its clusters go"):
+        actions.retry_target(failed, acting_user=operator)
+    assert RolloutTarget.objects.get(pk=failed.pk).status == TargetStatus.FAILED
+    page = client_as("operator").get(f"/plans/{running.pk}/").content.decode()
+    assert f"/targets/{failed.pk}/retry" not in page
+
+
+def test_a_rollback_plans_done_cluster_offers_no_roll_back(personas):
+    operator = personas["operator"]
+    make_cluster(name="aks-on", acceleration_mode="BpfVeth")
+    plan = actions.submit_plan(
+        actions.create_plan(acting_user=operator, name="back", goal="None", wave_spec="100%"),
+        acting_user=operator,
+    )
+    target = plan.targets.get()
+    RolloutTarget.objects.filter(pk=target.pk).update(status=TargetStatus.ENABLED)
+    target.refresh_from_db()
+
+    with pytest.raises(actions.ActionRefused, match="at None"):
+        actions.roll_back_target(target, acting_user=operator, comment="again")
+    with pytest.raises(actions.ActionRefused, match="no changed or failed cluster"):
+        actions.roll_back_wave(plan.waves.get(), acting_user=operator, comment="again")
+
+
+def test_the_emergency_stop_button_pauses_every_running_plan(running, client_as):
+    operator = client_as("operator")
+    assert b'data-testid="emergency-stop"' in operator.get("/plans/").content
+    assert b'data-testid="emergency-stop"' not in client_as("viewer").get("/plans/").content
+
+    refused = operator.post("/plans/emergency-stop", {"comment": " "}, follow=True)
+    assert "Say why everything stops" in refused.content.decode()
+    running.refresh_from_db()
+    assert running.status == PlanStatus.RUNNING
+
+    answer = operator.post("/plans/emergency-stop", {"comment": "latency alarm"}, follow=True)
+
+    assert "Emergency stop: 1 plan paused." in answer.content.decode()
+    running.refresh_from_db()
+    assert running.status == PlanStatus.PAUSED
+    assert "latency alarm" in running.paused_reason
+    assert AuditEvent.objects.filter(action="rollout.emergency_stop").count() == 1
+
+
+def test_an_approver_who_approved_is_told_what_is_missing_and_not_asked_again(personas, client_as):
+    make_cluster(name="aks-two")
+    plan = actions.submit_plan(
+        actions.create_plan(
+            acting_user=personas["operator"], name="two-eyes", wave_spec="100%",
+            approvals_needed=2,
+        ),
+        acting_user=personas["operator"],
+    )  # fmt: skip
+    wave = plan.waves.get()
+    approver = client_as("approver")
+    assert b'data-testid="approve"' in approver.get(f"/plans/{plan.pk}/").content
+
+    answer = approver.post(
+        f"/plans/{plan.pk}/waves/{wave.pk}/approve", {"comment": "looks fine"}, follow=True
+    )
+
+    page = answer.content.decode()
+    assert "You approved wave 1; it needs 1 more approval from another approver." in page
+    assert 'data-testid="approve"' not in page
+    assert b'data-testid="approve"' in client_as("admin").get(f"/plans/{plan.pk}/").content

@@ -121,6 +121,21 @@ def test_a_rollback_plan_selects_only_clusters_at_bpfveth_and_ignores_preflight(
     assert {e.reason for e in plan.excluded} == {"not at BpfVeth: nothing to roll back"}
 
 
+def test_a_rollback_plan_sets_stopped_clusters_apart_saying_to_start_them():
+    clusters = [
+        Candidate(0, "aks-000", "s", "r", "canary", {}, True, acceleration_mode=BPFVETH),
+        Candidate(1, "aks-001", "s", "r", "canary", {}, True, acceleration_mode=BPFVETH,
+                  stopped=True),
+    ]  # fmt: skip
+
+    plan = cut(clusters, Selection(), "100%", goal=NONE)
+
+    assert [c.id for w in plan.waves for c in w] == [0]
+    (apart,) = plan.excluded
+    assert apart.candidate.id == 1
+    assert apart.reason.startswith("stopped: AKS refuses to change a stopped cluster")
+
+
 def test_the_selection_filters_by_every_criterion():
     clusters = fleet(24)
     selection = Selection(
