@@ -599,6 +599,9 @@ class Azure:
                 etag=etag or cluster.e_tag,
                 match_condition=MatchConditions.IfNotModified,
                 headers={"x-ms-client-request-id": request_id},
+                # The SDK's poller would go on reading the operation in a thread of its own
+                # until it ends; the engine reads it from the token, one step at a time.
+                polling=_NoReads(),
             )
         return str(poller.continuation_token())
 
@@ -615,6 +618,14 @@ class Azure:
             poller.wait()
             method = poller.polling_method()
             return str(method.status())
+
+
+class _NoReads(ARMPolling):
+    """ARMPolling that reads nothing after the PUT's own answer: enough for its continuation
+    token, without the background thread that would poll the operation to its end."""
+
+    def run(self) -> None:
+        return None
 
 
 class _OneStatusRead(ARMPolling):

@@ -202,3 +202,14 @@ def test_one_task_takes_a_cluster_as_far_as_it_goes_without_waiting(fleet, perso
     target.refresh_from_db()
     assert target.status == TargetStatus.ENABLED
     assert len(accepted_puts(fleet, spec)) == 1
+
+
+def test_after_the_put_nothing_reads_the_operation_behind_the_engines_back(fleet, personas):
+    spec = fleet.one(eligible_clean, "eligible clean cluster")
+    target = target_for(spec, personas)
+    assert engine.advance(target.pk) == TargetStatus.ENABLING
+    reads = fleet.admin("GET", "stats").get("reads", 0)
+
+    time.sleep(1.5)  # the SDK's own poller would read the operation every second or so
+
+    assert fleet.admin("GET", "stats").get("reads", 0) == reads
