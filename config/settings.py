@@ -180,6 +180,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Keep each worker process's database connection across tasks (closed every 2 x this many
+# tasks, and whenever CONN_MAX_AGE or a failure says so: config/celery_app.py).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TIMEZONE = TIME_ZONE
@@ -198,6 +201,10 @@ def _every(seconds: float) -> dict[str, Any]:
     return {"schedule": seconds, "options": {"expire_seconds": max(1, math.ceil(seconds))}}
 
 
+# The reconciler's period. Between ticks each cluster's steps schedule their own next one
+# (an operation's next read when Azure's Retry-After says), so a tick only starts waves and
+# clusters and sends what nobody has queued.
+WAVEGATE_ENGINE_TICK_SECONDS = env.float("WAVEGATE_ENGINE_TICK_SECONDS", default=5.0)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "inventory-sync": {
         "task": "fleet.sync_inventory",
@@ -211,7 +218,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # flight. The database is the truth; a tick lost (worker or Redis down) is made up next.
     "rollout-tick": {
         "task": "rollout.tick",
-        **_every(env.float("WAVEGATE_ENGINE_TICK_SECONDS", default=5.0)),
+        **_every(WAVEGATE_ENGINE_TICK_SECONDS),
     },
     # Scans whose worker died end as error, so their clusters can be scanned again.
     "expire-abandoned-scans": {
@@ -288,6 +295,14 @@ CELERY_TASK_ROUTES = (
 WAVEGATE_VERIFY_NODES_MINUTES = env.float("WAVEGATE_VERIFY_NODES_MINUTES", default=20.0)
 # While a wave soaks, each of its clusters' nodes and warning events are read this often.
 WAVEGATE_SOAK_CHECK_SECONDS = env.float("WAVEGATE_SOAK_CHECK_SECONDS", default=60.0)
+# A cluster's queued step this long overdue is taken as lost (its worker died holding it) and
+# the reconciler sends another; a late one that still arrives finds nothing due and ends.
+WAVEGATE_STEP_GRACE_SECONDS = env.float("WAVEGATE_STEP_GRACE_SECONDS", default=20.0)
+# How long a cluster waits before its next step when nothing says otherwise (a window closed,
+# nodes not settled, Azure busy), and the bounds put on Azure's Retry-After.
+WAVEGATE_STEP_WAIT_SECONDS = env.float("WAVEGATE_STEP_WAIT_SECONDS", default=5.0)
+WAVEGATE_POLL_MIN_SECONDS = env.float("WAVEGATE_POLL_MIN_SECONDS", default=1.0)
+WAVEGATE_POLL_MAX_SECONDS = env.float("WAVEGATE_POLL_MAX_SECONDS", default=60.0)
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {

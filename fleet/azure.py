@@ -607,9 +607,10 @@ class Azure:
 
     def operation_status(
         self, subscription_id: str, resource_group: str, name: str, token: str
-    ) -> str:
+    ) -> OperationStatus:
         """Resume the operation from its continuation token and read its status once:
-        'InProgress', 'Succeeded', 'Failed' or 'Canceled'. Never sleeps, never re-sends the PUT."""
+        'InProgress', 'Succeeded', 'Failed' or 'Canceled', with the seconds Azure asks to wait
+        before the next read. Never sleeps, never re-sends the PUT."""
         client = self.containers(subscription_id)
         with translated(f"Reading the operation on {name}"):
             poller = client.managed_clusters.begin_create_or_update(  # type: ignore[call-overload]
@@ -617,7 +618,20 @@ class Azure:
             )
             poller.wait()
             method = poller.polling_method()
-            return str(method.status())
+            return OperationStatus(str(method.status()), float(method._extract_delay()))
+
+
+@dataclass(frozen=True)
+class OperationStatus:
+    """One read of a long-running operation: its status, and Retry-After (the SDK's default
+    polling interval when Azure sent none)."""
+
+    status: str
+    retry_after: float
+
+    @property
+    def running(self) -> bool:
+        return self.status == "InProgress"
 
 
 class _NoReads(ARMPolling):

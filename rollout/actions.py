@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
 import re
 from typing import Any
 
@@ -29,6 +30,7 @@ from rollout.choices import (
 )
 from rollout.models import Approval, ClusterClaim, RolloutPlan, RolloutTarget, Wave
 
+log = logging.getLogger(__name__)
 _BUDGET = re.compile(r"(\d{1,4})(%?)")
 EDITABLE = ("name", "goal", "selection", "wave_spec", "concurrency", "failure_budget",
             "soak_minutes", "respect_maintenance_windows", "approvals_needed")  # fmt: skip
@@ -279,6 +281,21 @@ def _decide(wave: Wave, acting_user: Any, comment: str) -> tuple[Wave, RolloutPl
     return wave, plan
 
 
+def _reconcile_soon() -> None:
+    """Run the reconciler as soon as the action commits rather than at beat's next tick: an
+    approved wave starts, a resumed plan goes on, a retried or rolled-back cluster moves."""
+
+    def send() -> None:
+        from rollout.tasks import tick  # rollout.tasks imports the engine, which imports this
+
+        try:
+            tick.delay()
+        except Exception:  # the action is done; beat's next tick does the same
+            log.warning("could not queue a reconciler run after an action", exc_info=True)
+
+    transaction.on_commit(send)
+
+
 def valid_approvals(wave: Wave, plan: RolloutPlan) -> int:
     """Approvals that count: given for the plan as it is now (its hash)."""
     return wave.approvals.filter(decision=Decision.APPROVE, plan_hash=plan.content_hash).count()
@@ -300,6 +317,7 @@ def approve_wave(wave: Wave, *, acting_user: Any, comment: str) -> Wave:
     if valid_approvals(wave, plan) >= wave.approvals_needed:
         wave.status = WaveStatus.APPROVED
         wave.save(update_fields=["status"])
+        _reconcile_soon()
     audit.record(
         "rollout.wave_approved",
         acting_user=acting_user,
@@ -419,6 +437,7 @@ def resume_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
         before={"paused_reason": paused_for},
         after={"acknowledged": acknowledged} if acknowledged else None,
     )
+    _reconcile_soon()
     return plan
 
 
@@ -490,6 +509,7 @@ def retry_target(target: RolloutTarget, *, acting_user: Any) -> RolloutTarget:
         obj=target.cluster,
         after={"plan": target.plan_id, "target": target.pk, "last_error": target.error_message},
     )
+    _reconcile_soon()
     return target
 
 
@@ -531,6 +551,12 @@ def skip_target(target: RolloutTarget, *, acting_user: Any, reason: str) -> Roll
 def roll_back_target(target: RolloutTarget, *, acting_user: Any, comment: str) -> RolloutTarget:
     """Return one cluster to mode None. Immediate for an operator (the safe direction), and
     recorded as an emergency action for later review."""
+    target = _roll_back(target, acting_user, comment)
+    _reconcile_soon()
+    return target
+
+
+def _roll_back(target: RolloutTarget, acting_user: Any, comment: str) -> RolloutTarget:
     _manage(acting_user)
     if not (comment or "").strip():
         raise ActionRefused("Say why the cluster is rolled back.")
@@ -564,7 +590,8 @@ def roll_back_wave(wave: Wave, *, acting_user: Any, comment: str) -> int:
     if not targets:
         raise ActionRefused(f"Wave {wave.index} has no changed or failed cluster to roll back.")
     for target in targets:
-        roll_back_target(target, acting_user=acting_user, comment=comment)
+        _roll_back(target, acting_user, comment)
+    _reconcile_soon()
     return len(targets)
 
 

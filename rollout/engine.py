@@ -4,7 +4,9 @@
 calls for, and moves it along an arrow of rollout/choices.py TARGET_MOVES with a conditional
 update that must change exactly one row (so two workers never work one target at once). It never
 sleeps: a target still waiting (an operation in progress, a scan running elsewhere) is left as
-it is, and the caller runs `advance` again later.
+it is, and `advance` says when its next step is due (Azure's Retry-After while an operation
+runs); rollout/tasks.py schedules that step, and the reconciler sends one only for a target
+that has none queued (rollout/reconcile.py `dispatch`).
 
 The PUT is sent at most once per attempt: the target moves to `enabling` (with a fresh
 `x-ms-client-request-id` and the attempt counted) before the PUT, and the continuation token is
@@ -36,6 +38,7 @@ import datetime
 import logging
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -108,30 +111,49 @@ def working_on(target: RolloutTarget) -> Iterator[bool]:
 # States reached without waiting on anyone: the task that reached one goes on with the next
 # step at once, rather than leave a cluster idle until the next tick.
 _GOES_ON = frozenset({T.PREFLIGHT, T.READY, T.VERIFYING})
+# States that wait on something outside (a scan, a window, Azure, the nodes): another step is
+# wanted later.
+_WAITING = frozenset(
+    {T.PREFLIGHT, T.READY, T.WAITING_FOR_WINDOW, T.ENABLING, T.VERIFYING, T.ROLLING_BACK}
+)
 
 
-def advance(target_id: int, azure: Azure | None = None, *, go_on: bool = True) -> str:
+@dataclass(frozen=True)
+class Outcome:
+    """Where a step left its target: its status, and in how many seconds its next step is due
+    (None: no step is wanted, because it settled, waits for an operator, or another worker is
+    on it and schedules its own next)."""
+
+    status: str
+    again_in: float | None = None
+    freed: bool = False  # it left its plan's slot (settled, or stopped for an operator)
+
+
+def advance(target_id: int, azure: Azure | None = None, *, go_on: bool = True) -> Outcome:
     """Advance one target: one step, and (`go_on`) the next ones while each lands in a state
-    that needs no waiting, until it waits (an operation running, a window) or settles. Returns
-    its status afterwards."""
+    that needs no waiting, until it waits (an operation running, a window) or settles."""
     target = RolloutTarget.objects.select_related("plan", "wave", "cluster__subscription").get(
         pk=target_id
     )
     azure = azure or preflight.gateway()
-    step = _STEPS.get(target.status)
-    if step is None:
-        return target.status  # settled, or waiting for an operator
+    if _STEPS.get(target.status) is None:
+        return Outcome(target.status)  # settled, or waiting for an operator
+    wait: float | None = None
     with working_on(target) as mine:
         if not mine:
-            return target.status  # another worker is on it right now
+            return Outcome(target.status)  # another worker is on it right now
+        # This is the step that was queued for it; whoever schedules the next sets it again.
+        RolloutTarget.objects.filter(pk=target.pk).update(next_step_at=None)
+        first = ""
         for _ in range(len(_STEPS)):
             target.refresh_from_db()  # as it is now that this worker holds it
             before = target.status
+            first = first or before
             step = _STEPS.get(before)
             if step is None:
                 break
             try:
-                step(target, azure)
+                wait = step(target, azure)
             except Exception as exc:  # a bug must not leave the target half-moved unsaid
                 log.exception("advancing target %s failed", target.pk)
                 RolloutTarget.objects.filter(pk=target.pk).update(
@@ -142,7 +164,28 @@ def advance(target_id: int, azure: Azure | None = None, *, go_on: bool = True) -
             if not go_on or target.status == before or target.status not in _GOES_ON:
                 break
     target.refresh_from_db()
-    return target.status
+    if target.status not in _WAITING:
+        return Outcome(target.status, freed=first in _WAITING or first == T.PENDING)
+    if wait is None:
+        return Outcome(target.status, settings.WAVEGATE_STEP_WAIT_SECONDS)
+    bounded = min(max(wait, settings.WAVEGATE_POLL_MIN_SECONDS), settings.WAVEGATE_POLL_MAX_SECONDS)
+    return Outcome(target.status, bounded)
+
+
+_LOCKED_TARGETS = """
+    SELECT objid::bigint FROM pg_locks
+    WHERE locktype = 'advisory' AND objsubid = 2 AND classid::bigint = %s
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+def busy_targets() -> set[int]:
+    """The targets a worker is working on right now (holding `working_on`'s lock)."""
+    if connection.vendor != "postgresql":
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCKED_TARGETS, [_TARGET_LOCKS])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _where(target: RolloutTarget) -> tuple[str, str, str]:
@@ -257,34 +300,35 @@ def _enable(target: RolloutTarget, azure: Azure) -> None:
     _record(target, "rollout.target_change_sent")
 
 
-def _follow(target: RolloutTarget, azure: Azure) -> None:
+def _follow(target: RolloutTarget, azure: Azure) -> float | None:
     """ENABLING: read the operation once (from its token), or resolve a tokenless target."""
     if not target.continuation_token:
         cluster = azure.get_cluster(*_where(target))
         state = _profile(cluster)
         if state["provisioningState"] not in ("Succeeded", "Failed", "Canceled"):
-            return  # an operation is running: perhaps ours; wait for it to end
+            return None  # an operation is running: perhaps ours; wait for it to end
         if state["accelerationMode"] == target.plan.goal and state["provisioningState"] == (
             "Succeeded"
         ):
             move(target, T.ENABLING, T.VERIFYING, verifying_since=timezone.now())
         else:  # nothing landed: the attempt may be sent again
             move(target, T.ENABLING, T.READY)
-        return
-    status = azure.operation_status(*_where(target), target.continuation_token)
-    if status == "InProgress":
-        return
-    if status == "Succeeded":
+        return None
+    read = azure.operation_status(*_where(target), target.continuation_token)
+    if read.running:
+        return read.retry_after
+    if read.status == "Succeeded":
         move(target, T.ENABLING, T.VERIFYING, verifying_since=timezone.now())
-        return
+        return None
     move(
         target,
         T.ENABLING,
         T.FAILED,
-        error_code=f"Operation{status}",
-        error_message=f"Azure's operation ended {status}. Retry the cluster or roll it back.",
+        error_code=f"Operation{read.status}",
+        error_message=f"Azure's operation ended {read.status}. Retry the cluster or roll it back.",
     )
     _record(target, "rollout.target_failed")
+    return None
 
 
 def _verify(target: RolloutTarget, azure: Azure) -> None:
@@ -419,30 +463,30 @@ def _watch(target: RolloutTarget, azure: Azure) -> None:
         notify.announce("plan_paused", target.plan, wave, reason)
 
 
-def _roll_back(target: RolloutTarget, azure: Azure) -> None:
+def _roll_back(target: RolloutTarget, azure: Azure) -> float | None:
     """ROLLING_BACK: send mode None once per attempt, follow it, and confirm it took effect."""
     if target.continuation_token:
-        status = azure.operation_status(*_where(target), target.continuation_token)
-        if status == "InProgress":
-            return
-        if status != "Succeeded":
+        read = azure.operation_status(*_where(target), target.continuation_token)
+        if read.running:
+            return read.retry_after
+        if read.status != "Succeeded":
             move(
                 target,
                 T.ROLLING_BACK,
                 T.FAILED,
-                error_code=f"RollbackOperation{status}",
-                error_message=f"Rolling back: Azure's operation ended {status}. Try again.",
+                error_code=f"RollbackOperation{read.status}",
+                error_message=f"Rolling back: Azure's operation ended {read.status}. Try again.",
             )
             _record(target, "rollout.target_failed")
-            return
+            return None
     cluster = azure.get_cluster(*_where(target))
     state = _profile(cluster)
     if state["provisioningState"] not in ("Succeeded", "Failed", "Canceled"):
-        return  # an operation is running on the cluster: wait for it to end
+        return None  # an operation is running on the cluster: wait for it to end
     if state["accelerationMode"] == Goal.NONE and state["provisioningState"] == "Succeeded":
         move(target, T.ROLLING_BACK, T.ROLLED_BACK, profile_after=state)
         _record(target, "rollout.target_rolled_back")
-        return
+        return None
     # Not rolled back and nothing running: claim this attempt (exactly one worker wins), PUT.
     attempt = target.attempts + 1
     rid = request_id(target, attempt)
@@ -450,7 +494,7 @@ def _roll_back(target: RolloutTarget, azure: Azure) -> None:
         pk=target.pk, status=T.ROLLING_BACK, attempts=target.attempts, request_id=target.request_id
     ).update(attempts=F("attempts") + 1, request_id=rid, continuation_token="")
     if claimed != 1:
-        return
+        return None
     try:
         token = azure.begin_set_acceleration_mode(
             *_where(target), Goal.NONE, etag=cluster.e_tag, request_id=rid
@@ -459,16 +503,17 @@ def _roll_back(target: RolloutTarget, azure: Azure) -> None:
         RolloutTarget.objects.filter(pk=target.pk).update(
             error_code=type(exc).__name__, error_message=str(exc)
         )
-        return
+        return None
     except AzureError as exc:
         code = exc.code if isinstance(exc, Refused) else type(exc).__name__
         move(target, T.ROLLING_BACK, T.FAILED, error_code=code, error_message=str(exc))
         _record(target, "rollout.target_failed")
-        return
+        return None
     RolloutTarget.objects.filter(pk=target.pk, status=T.ROLLING_BACK).update(
         continuation_token=token
     )
     _record(target, "rollout.target_rollback_sent")
+    return None
 
 
 def _profile(cluster: Any) -> dict[str, Any]:
@@ -501,7 +546,8 @@ def _record(target: RolloutTarget, action: str) -> None:
     )
 
 
-_STEPS: dict[str, Callable[[RolloutTarget, Azure], None]] = {
+# Each step returns the seconds Azure asked to wait before the next read, or None.
+_STEPS: dict[str, Callable[[RolloutTarget, Azure], float | None]] = {
     T.PENDING: _start,
     T.PREFLIGHT: _preflight,
     T.READY: _enable,

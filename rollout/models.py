@@ -115,6 +115,10 @@ class RolloutTarget(models.Model):
     checked_at = models.DateTimeField(null=True, blank=True)
     soak_findings = JSONField(default=list, blank=True)
     acknowledged = JSONField(default=list, blank=True)
+    # When the engine step queued for it is due; empty while none is queued (a step running, or
+    # nothing to do). The reconciler sends a step again only when none is queued or one is long
+    # overdue (lost with a worker), so a cluster never has two chains of steps.
+    next_step_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

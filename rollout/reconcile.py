@@ -1,10 +1,18 @@
-"""The rollout engine's beat tick: move every active plan as far as its gates allow, and send
-one engine step (rollout.advance_target) for every target in flight.
+"""The rollout engine's reconciler: move every active plan as far as its gates allow, start
+clusters as slots free up, and send an engine step (rollout.advance_target) to every target that
+needs one and has none queued.
 
-The database is the source of truth: the tick reads plans, waves and targets as they are and
-works out what should happen next, so a worker or a Redis that died loses nothing; the next
-tick sends the steps again. Each plan is handled under a row lock taken with SKIP LOCKED, so
-two ticks never handle one plan at once.
+The database is the source of truth: the reconciler reads plans, waves and targets as they are
+and works out what should happen next, so a worker or a Redis that died loses nothing. Each
+plan is handled under a row lock, so two reconcilers never handle one plan at once. It runs on
+beat's tick, and also right after a step settles a cluster, so that the next one starts at once
+instead of at the next tick.
+
+A target's steps schedule their own next one (`schedule`, `due`): `next_step_at` says when the
+step queued for it is due. The reconciler sends a step (`dispatch`) only to a target with none
+queued, or with one overdue by WAVEGATE_STEP_GRACE_SECONDS (lost with a worker), and never to one
+a worker is on right now; a late duplicate finds nothing due and ends. So each target has one
+chain of steps, whatever dies.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -20,7 +28,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 import audit
-from rollout import notify
+from rollout import engine, notify
 from rollout.actions import valid_approvals
 from rollout.choices import TARGET_SETTLED, PlanStatus, TargetStatus, WaveStatus
 from rollout.models import RolloutPlan, RolloutTarget, Wave
@@ -28,6 +36,8 @@ from rollout.models import RolloutPlan, RolloutTarget, Wave
 log = logging.getLogger(__name__)
 T, W, P = TargetStatus, WaveStatus, PlanStatus
 IN_FLIGHT = (T.PREFLIGHT, T.READY, T.WAITING_FOR_WINDOW, T.ENABLING, T.VERIFYING)
+# A message may arrive a little before its due time by the sender's clock.
+_CLOCK_SLACK = datetime.timedelta(seconds=1)
 
 
 def allowed_failures(budget: str, wave_size: int) -> int:
@@ -37,14 +47,48 @@ def allowed_failures(budget: str, wave_size: int) -> int:
     return int(budget)
 
 
+def dispatch(target_ids: Iterable[int], send: Callable[[int], None]) -> int:
+    """Send a step to each of these targets that has none queued (or one long overdue) and that
+    no worker is on right now; returns how many were sent."""
+    wanted = set(target_ids) - engine.busy_targets()
+    if not wanted:
+        return 0
+    now = timezone.now()
+    lost = now - datetime.timedelta(seconds=settings.WAVEGATE_STEP_GRACE_SECONDS)
+    unqueued = Q(next_step_at__isnull=True) | Q(next_step_at__lt=lost)
+    ids = sorted(RolloutTarget.objects.filter(unqueued, pk__in=wanted).values_list("pk", flat=True))
+    RolloutTarget.objects.filter(unqueued, pk__in=ids).update(next_step_at=now)
+    for target_id in ids:
+        send(target_id)
+    return len(ids)
+
+
+def schedule(target_id: int, seconds: float, send_later: Callable[[int, float], None]) -> bool:
+    """Queue the target's next step in `seconds`, unless one is queued already."""
+    due = timezone.now() + datetime.timedelta(seconds=seconds)
+    if RolloutTarget.objects.filter(pk=target_id, next_step_at__isnull=True).update(
+        next_step_at=due
+    ):
+        send_later(target_id, seconds)
+        return True
+    return False
+
+
+def due(target_id: int) -> bool:
+    """Whether a step is due for the target now. False for a message that another took first
+    or that was superseded: the target's chain goes on without it."""
+    return RolloutTarget.objects.filter(
+        pk=target_id, next_step_at__lte=timezone.now() + _CLOCK_SLACK
+    ).exists()
+
+
 def tick(send: Callable[[int], None]) -> int:
     """Reconcile every active plan; `send(target_id)` queues one engine step. Returns how many
     steps were sent."""
     # Roll backs are followed wherever they are (a done wave, a finished plan).
-    rolling = list(RolloutTarget.objects.filter(status=T.ROLLING_BACK).values_list("pk", flat=True))
-    for target_id in rolling:
-        send(target_id)
-    sent = len(rolling)
+    sent = dispatch(
+        RolloutTarget.objects.filter(status=T.ROLLING_BACK).values_list("pk", flat=True), send
+    )
     for plan_id in RolloutPlan.objects.filter(
         status__in=(P.SUBMITTED, P.RUNNING, P.PAUSED)
     ).values_list("pk", flat=True):
@@ -55,15 +99,17 @@ def tick(send: Callable[[int], None]) -> int:
     return sent
 
 
-def reconcile_plan(plan_id: int, send: Callable[[int], None]) -> int:
+def reconcile_plan(plan_id: int, send: Callable[[int], None], *, wait: bool = False) -> int:
+    """Reconcile one plan. Beat's tick skips a plan another reconciler holds (`wait` False);
+    a step that freed a slot waits for it, so the next cluster starts all the same."""
     steps: list[int] = []
     with transaction.atomic():
         query = RolloutPlan.objects.filter(pk=plan_id)
         if connection.vendor == "postgresql":
-            query = query.select_for_update(skip_locked=True)
+            query = query.select_for_update(skip_locked=not wait)
         plan = query.first()
-        if plan is None:
-            return 0
+        if plan is None or plan.status not in (P.SUBMITTED, P.RUNNING, P.PAUSED):
+            return 0  # held by another reconciler, or no longer active
         wave = (
             plan.waves.exclude(status__in=(W.DONE, W.REJECTED, W.ABORTED)).order_by("index").first()
         )
@@ -72,9 +118,7 @@ def reconcile_plan(plan_id: int, send: Callable[[int], None]) -> int:
                 _complete(plan)
         else:
             _advance_wave(plan, wave, steps)
-    for target_id in steps:
-        send(target_id)
-    return len(steps)
+    return dispatch(steps, send)
 
 
 def _complete(plan: RolloutPlan) -> None:
@@ -128,9 +172,10 @@ def _run(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
         failed=Count("pk", filter=Q(status=T.FAILED)),
         pending=Count("pk", filter=Q(status=T.PENDING)),
     )
-    steps.extend(
-        wave.targets.filter(status__in=IN_FLIGHT).order_by("position").values_list("pk", flat=True)
+    in_flight = list(
+        wave.targets.filter(status__in=IN_FLIGHT).order_by("position").values_list("pk", "status")
     )
+    steps.extend(pk for pk, _ in in_flight)
     allowed = allowed_failures(plan.failure_budget, counts["total"])
     if counts["failed"] > allowed and plan.status != P.PAUSED:
         reason = (
@@ -146,13 +191,19 @@ def _run(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
         notify.announce("plan_paused", plan, wave, reason)
     if plan.status == P.PAUSED or wave.status == W.PAUSED:
         return  # targets in flight finish; none start
-    waiting = wave.targets.filter(status=T.WAITING_FOR_WINDOW).count()
-    room = plan.concurrency - (len(steps) - waiting)  # a cluster waiting takes no slot
+    waiting = sum(1 for _, status in in_flight if status == T.WAITING_FOR_WINDOW)
+    room = plan.concurrency - (len(in_flight) - waiting)  # a cluster waiting takes no slot
     if room > 0 and counts["pending"]:
+        # Started here, under the plan's lock: the slot is taken before any step runs, so
+        # the next reconciler counts it even while its first step is still queued.
         starting = list(
             wave.targets.filter(status=T.PENDING)
             .order_by("position")
             .values_list("pk", flat=True)[:room]
+        )
+        now = timezone.now()
+        RolloutTarget.objects.filter(pk__in=starting, status=T.PENDING).update(
+            status=T.PREFLIGHT, started_at=now, updated_at=now, next_step_at=None
         )
         steps.extend(starting)
     if counts["settled"] == counts["total"]:

@@ -9,6 +9,7 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from rollout import engine, notify, reconcile
+from rollout.models import RolloutTarget
 
 # A step may run a fresh preflight scan inline, which waits up to its deadline.
 _STEP_LIMIT = int(
@@ -16,12 +17,17 @@ _STEP_LIMIT = int(
 )
 
 
+def _send(target_id: int) -> None:
+    advance_target.delay(target_id)
+
+
+def _send_later(target_id: int, seconds: float) -> None:
+    advance_target.apply_async((target_id,), countdown=seconds)
+
+
 @shared_task(name="rollout.tick", ignore_result=True)
 def tick() -> int:
-    def send(target_id: int) -> None:
-        advance_target.delay(target_id)
-
-    return reconcile.tick(send)
+    return reconcile.tick(_send)
 
 
 @shared_task(
@@ -31,7 +37,17 @@ def tick() -> int:
     time_limit=_STEP_LIMIT + 60,
 )
 def advance_target(target_id: int) -> str:
-    return engine.advance(target_id)
+    """One step of one target, then its next: scheduled when it waits (an operation's next read
+    when Azure says), or the plan reconciled at once when it left its slot."""
+    if not reconcile.due(target_id):
+        return "not due"  # a duplicate or superseded message: the target's chain goes on
+    outcome = engine.advance(target_id)
+    if outcome.again_in is not None:
+        reconcile.schedule(target_id, outcome.again_in, _send_later)
+    elif outcome.freed:
+        plan_id = RolloutTarget.objects.filter(pk=target_id).values_list("plan_id", flat=True)
+        reconcile.reconcile_plan(plan_id[0], _send, wait=True)
+    return outcome.status
 
 
 @shared_task(

@@ -54,12 +54,15 @@ def test_it_sets_the_mode_and_follows_the_operation_from_its_token(wavegate_on_a
     where = (cluster.subscription_id, cluster.resource_group, cluster.name)
 
     token = azure.begin_set_acceleration_mode(*where, "BpfVeth", etag=None, request_id="wg-t1-a1")
-    statuses = [azure.operation_status(*where, token)]
-    while statuses[-1] == "InProgress":
+    reads = [azure.operation_status(*where, token)]
+    while reads[-1].running:
         time.sleep(0.2)
-        statuses.append(Azure().operation_status(*where, token))  # any process can resume
+        reads.append(Azure().operation_status(*where, token))  # any process can resume
 
-    assert statuses[-1] == "Succeeded"
+    assert reads[-1].status == "Succeeded"
+    # aksim asks for a read about every tenth of the operation, between 1 and 30 s, as Azure
+    # does with Retry-After; the engine schedules its next read by it.
+    assert all(1 <= read.retry_after <= 30 for read in reads if read.running)
     accepted = wavegate_on_aksim.admin("GET", "puts")["accepted"]
     assert [(p["clientRequestId"], p["mode"]) for p in accepted] == [("wg-t1-a1", "BpfVeth")]
     assert wavegate_on_aksim.truth(cluster)["accelerationMode"] == "BpfVeth"

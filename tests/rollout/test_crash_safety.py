@@ -416,7 +416,7 @@ def clean_target(wavegate_on_aksim: Aksim, personas, settings) -> RolloutTarget:
     )
     plan = actions.submit_plan(plan, acting_user=personas["operator"])
     target = plan.targets.get()
-    assert engine.advance(target.pk, go_on=False) == T.PREFLIGHT
+    assert engine.advance(target.pk, go_on=False).status == T.PREFLIGHT
     return target
 
 
@@ -424,7 +424,7 @@ def steps_until_preflight_ends(target: RolloutTarget) -> str:
     """Steps as the reconciler sends them, with beat's expiry of abandoned scans in between."""
     for _ in range(20):
         preflight.expire_abandoned()
-        status = engine.advance(target.pk, go_on=False)
+        status = engine.advance(target.pk, go_on=False).status
         if status != T.PREFLIGHT:
             return status
     return status

@@ -40,7 +40,7 @@ def target_for(
 def run_until_settled(target: RolloutTarget, steps: int = 400) -> list[str]:
     seen = [target.status]
     for _ in range(steps):
-        status = engine.advance(target.pk, go_on=False)  # one step at a time, to see each
+        status = engine.advance(target.pk, go_on=False).status  # one step at a time, to see each
         if status != seen[-1]:
             seen.append(status)
         if status in SETTLED:
@@ -192,11 +192,11 @@ def test_one_task_takes_a_cluster_as_far_as_it_goes_without_waiting(fleet, perso
     target = target_for(spec, personas)
 
     # Preflight (scanned now), ready, PUT sent: then it waits for Azure's operation.
-    assert engine.advance(target.pk) == TargetStatus.ENABLING
+    assert engine.advance(target.pk).status == TargetStatus.ENABLING
     assert len(accepted_puts(fleet, spec)) == 1
     for _ in range(400):
         # Once the operation ends, the same task verifies the nodes too.
-        if engine.advance(target.pk) != TargetStatus.ENABLING:
+        if engine.advance(target.pk).status != TargetStatus.ENABLING:
             break
         time.sleep(0.02)
     target.refresh_from_db()
@@ -207,7 +207,7 @@ def test_one_task_takes_a_cluster_as_far_as_it_goes_without_waiting(fleet, perso
 def test_after_the_put_nothing_reads_the_operation_behind_the_engines_back(fleet, personas):
     spec = fleet.one(eligible_clean, "eligible clean cluster")
     target = target_for(spec, personas)
-    assert engine.advance(target.pk) == TargetStatus.ENABLING
+    assert engine.advance(target.pk).status == TargetStatus.ENABLING
     reads = fleet.admin("GET", "stats").get("reads", 0)
 
     time.sleep(1.5)  # the SDK's own poller would read the operation every second or so

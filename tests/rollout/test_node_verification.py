@@ -50,11 +50,11 @@ def test_a_node_not_ready_holds_verification_until_it_returns(fleet, personas, s
     node = linux_nodes(spec)[-1]
     target = target_for(spec, personas)
     for _ in range(200):
-        if engine.advance(target.pk) == TargetStatus.ENABLING:
+        if engine.advance(target.pk).status == TargetStatus.ENABLING:
             break
     change(fleet, spec, notReady=[node])  # it does not come back from its reimage
     for _ in range(200):
-        if engine.advance(target.pk) == TargetStatus.VERIFYING:
+        if engine.advance(target.pk).status == TargetStatus.VERIFYING:
             break
     for _ in range(3):
         engine.advance(target.pk)
@@ -75,7 +75,7 @@ def test_nodes_that_never_settle_fail_the_cluster_after_the_limit(fleet, persona
     node = linux_nodes(spec)[0]
     target = target_for(spec, personas)
     for _ in range(200):
-        if engine.advance(target.pk) == TargetStatus.ENABLING:
+        if engine.advance(target.pk).status == TargetStatus.ENABLING:
             break
     change(fleet, spec, notReady=[node])
 

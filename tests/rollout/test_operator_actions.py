@@ -42,16 +42,21 @@ def test_pause_stops_new_clusters_and_resume_goes_on(running, personas):
     assert plan.status == PlanStatus.PAUSED
     assert "checking dashboards" in plan.paused_reason
     assert plan.waves.get(index=1).status == WaveStatus.PAUSED
+    # The cluster in flight finishes; its slot frees, and still nothing new starts.
+    started = plan.targets.get(status=TargetStatus.PREFLIGHT)
+    RolloutTarget.objects.filter(pk=started.pk).update(status=TargetStatus.ENABLED)
     sent: list[int] = []
     reconcile.tick(sent.append)
-    assert sent == []  # nothing in flight yet, and nothing starts while paused
+    assert sent == []
+    assert plan.targets.filter(status=TargetStatus.PENDING).count() == 5
 
     plan = actions.resume_plan(plan, acting_user=operator)
 
     assert plan.status == PlanStatus.RUNNING
     assert plan.waves.get(index=1).status == WaveStatus.RUNNING
     reconcile.tick(sent.append)
-    assert len(sent) == 1
+    assert sent == [plan.targets.get(status=TargetStatus.PREFLIGHT).pk]
+    assert plan.targets.filter(status=TargetStatus.PENDING).count() == 4
     assert [e for e in AuditEvent.objects.values_list("action", flat=True) if "plan_" in e][
         -2:
     ] == [

@@ -1,0 +1,130 @@
+"""Each cluster has one chain of engine steps: a step that waits schedules its next one when
+Azure's Retry-After says, the reconciler sends a step only to a cluster with none queued (or one
+lost with a worker) and never to one a worker is on, and a cluster that settles starts the next
+one at once instead of at the next tick."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import psycopg
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from aksim.generate import _eligible
+from rollout import actions, engine, reconcile, tasks
+from rollout.choices import TargetStatus
+from rollout.models import RolloutPlan, RolloutTarget
+from tests.aksim.test_arm_sdk import eligible_clean
+
+pytestmark = pytest.mark.django_db
+T = TargetStatus
+
+
+def started_plan(fleet, personas, clusters: int) -> tuple[RolloutPlan, list[int]]:
+    """A plan over `clusters` clean clusters at concurrency 1, approved, and the ids the
+    reconciler's first tick sent a step to."""
+    names = sorted(c.name for c in fleet.fleet.clusters if eligible_clean(c) and _eligible(c))
+    plan = actions.create_plan(
+        acting_user=personas["operator"],
+        name="scheduled",
+        wave_spec="100%",
+        concurrency=1,
+        soak_minutes=0,
+        respect_maintenance_windows=False,
+        selection={"names": names[:clusters]},
+    )
+    plan = actions.submit_plan(plan, acting_user=personas["operator"])
+    actions.approve_wave(plan.waves.get(), acting_user=personas["approver"], comment="go")
+    sent: list[int] = []
+    reconcile.tick(sent.append)
+    return plan, sent
+
+
+def run_when_due(target_id: int) -> str:
+    """The target's queued step, run now as if its time had come."""
+    RolloutTarget.objects.filter(pk=target_id).update(next_step_at=timezone.now())
+    return tasks.advance_target(target_id)
+
+
+def test_a_waiting_step_schedules_one_next_read_and_duplicates_find_nothing_due(
+    fleet, personas, eager, settings
+):
+    plan, sent = started_plan(fleet, personas, clusters=1)
+    [target_id] = sent
+
+    before = timezone.now()
+    assert run_when_due(target_id) == T.ENABLING  # preflight, PUT; the operation runs
+
+    target = RolloutTarget.objects.get(pk=target_id)
+    wait = (target.next_step_at - before).total_seconds()
+    assert 1 <= wait <= 31, "the next read is due when Azure's Retry-After says (1 to 30 s)"
+    # The scheduled message, or any duplicate of it, arriving early finds nothing due.
+    assert tasks.advance_target(target_id) == "not due"
+    assert reconcile.dispatch([target_id], sent.append) == 0, "a step is queued already"
+    # Queued longer ago than the grace: taken as lost with a worker, and sent again.
+    lost = timezone.now() - datetime.timedelta(seconds=settings.WAVEGATE_STEP_GRACE_SECONDS + 1)
+    RolloutTarget.objects.filter(pk=target_id).update(next_step_at=lost)
+    assert reconcile.dispatch([target_id], sent.append) == 1
+    assert sent[-1] == target_id
+
+
+def test_no_step_is_sent_to_a_cluster_a_worker_is_on(fleet, personas):
+    plan, sent = started_plan(fleet, personas, clusters=1)
+    [target_id] = sent
+    RolloutTarget.objects.filter(pk=target_id).update(next_step_at=None)  # its step ran
+
+    params = connection.get_connection_params()
+    with psycopg.connect(
+        dbname=params["dbname"], user=params.get("user"), host=params.get("host"),
+        port=params.get("port"), autocommit=True,
+    ) as other:  # fmt: skip
+        other.execute("SELECT pg_advisory_lock(%s, %s)", [engine._TARGET_LOCKS, target_id])
+        assert engine.busy_targets() == {target_id}
+        assert reconcile.dispatch([target_id], sent.append) == 0
+
+    assert engine.busy_targets() == set()  # the lock went with its connection
+    assert reconcile.dispatch([target_id], sent.append) == 1
+
+
+def test_a_cluster_that_settles_starts_the_next_without_waiting_for_a_tick(fleet, personas, eager):
+    plan, sent = started_plan(fleet, personas, clusters=2)
+    first, second = plan.targets.order_by("position").values_list("pk", flat=True)
+    assert sent == [first]
+
+    for _ in range(200):
+        if run_when_due(first) == T.ENABLED:
+            break
+        time.sleep(0.05)
+
+    assert RolloutTarget.objects.get(pk=first).status == T.ENABLED
+    # No tick ran: the step that settled the first cluster started the second, whose first
+    # step (run here at once by the eager worker) already sent its PUT.
+    second_now = RolloutTarget.objects.get(pk=second)
+    assert second_now.status in (T.ENABLING, T.VERIFYING, T.ENABLED)
+    assert second_now.attempts == 1
+
+
+def test_an_approval_starts_its_wave_at_once_rather_than_at_beats_next_tick(
+    fleet, personas, eager, django_capture_on_commit_callbacks
+):
+    spec = next(c for c in fleet.fleet.clusters if eligible_clean(c) and _eligible(c))
+    plan = actions.create_plan(
+        acting_user=personas["operator"],
+        name="approved",
+        wave_spec="100%",
+        respect_maintenance_windows=False,
+        selection={"names": [spec.name]},
+    )
+    plan = actions.submit_plan(plan, acting_user=personas["operator"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.approve_wave(plan.waves.get(), acting_user=personas["approver"], comment="go")
+
+    plan.refresh_from_db()
+    assert plan.status == "running"
+    target = plan.targets.get()
+    assert target.status in (T.ENABLING, T.VERIFYING, T.ENABLED)
+    assert target.attempts == 1
