@@ -170,6 +170,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # An unacknowledged task goes back to the queue after this long; it must exceed the
     # longest task (acks_late), see CELERY_TASK_TIME_LIMIT.
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # A Redis that does not answer at all fails a publish (an action's follow-up tick, a
+    # webhook) after this long instead of holding a web request until gunicorn's timeout.
+    "socket_connect_timeout": env.float("CELERY_BROKER_CONNECT_TIMEOUT", default=5.0),
 }
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="wavegate")
 CELERY_TASK_SERIALIZER = "json"
@@ -298,6 +301,12 @@ WAVEGATE_SOAK_CHECK_SECONDS = env.float("WAVEGATE_SOAK_CHECK_SECONDS", default=6
 # A cluster's queued step this long overdue is taken as lost (its worker died holding it) and
 # the reconciler sends another; a late one that still arrives finds nothing due and ends.
 WAVEGATE_STEP_GRACE_SECONDS = env.float("WAVEGATE_STEP_GRACE_SECONDS", default=20.0)
+# One engine step's time limit: it may run a fresh preflight scan inline, which waits up to its
+# deadline. Where the database has no advisory locks (the demo's SQLite), a running step holds
+# its cluster by a lease this long, so that no second step is sent meanwhile.
+WAVEGATE_STEP_TIME_LIMIT_SECONDS = int(
+    WAVEGATE_SCAN_DEADLINE_SECONDS + 6 * WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS + 60
+)
 # How long a cluster waits before its next step when nothing says otherwise (a window closed,
 # nodes not settled, Azure busy), and the bounds put on Azure's Retry-After.
 WAVEGATE_STEP_WAIT_SECONDS = env.float("WAVEGATE_STEP_WAIT_SECONDS", default=5.0)

@@ -21,6 +21,7 @@ from fleet.models import Cluster
 from rollout import access, notify, planning
 from rollout.choices import (
     PLAN_ACTIVE,
+    ROLLBACK_FAILED,
     TARGET_SETTLED,
     Decision,
     Goal,
@@ -367,6 +368,12 @@ def reject_wave(wave: Wave, *, acting_user: Any, comment: str) -> RolloutPlan:
 # --- operator actions on running plans -------------------------------------------------------
 
 BUSY = (TargetStatus.ENABLING, TargetStatus.VERIFYING, TargetStatus.ROLLING_BACK)
+_NOT_CHANGING = (
+    TargetStatus.PENDING,
+    TargetStatus.PREFLIGHT,
+    TargetStatus.READY,
+    TargetStatus.WAITING_FOR_WINDOW,
+)
 
 
 def _manage(acting_user: Any) -> None:
@@ -386,7 +393,9 @@ def pause_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPl
     if plan.status not in (PlanStatus.SUBMITTED, PlanStatus.RUNNING):
         raise ActionRefused(f"Plan {plan.name!r} is {plan.get_status_display().lower()}.")
     plan.status = PlanStatus.PAUSED
-    plan.paused_reason = f"Paused by {acting_user.get_username()}: {reason.strip() or 'no reason'}"
+    plan.paused_reason = (
+        f"Paused by {acting_user.get_username()}: {reason.strip() or 'no reason given'}"
+    )
     plan.save(update_fields=["status", "paused_reason"])
     for wave in plan.waves.filter(
         status__in=(WaveStatus.APPROVED, WaveStatus.RUNNING, WaveStatus.SOAKING)
@@ -417,7 +426,8 @@ def resume_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
         allowed = allowed_failures(plan.failure_budget, wave.targets.count())
         if failed > allowed:
             raise ActionRefused(
-                f"Wave {wave.index} still has {failed} failed clusters ({allowed} allowed): "
+                f"Wave {wave.index} still has {failed} failed "
+                f"cluster{'s' if failed != 1 else ''} ({allowed} allowed): "
                 "retry, skip or roll them back first."
             )
         wave.status, wave.paused_from = wave.paused_from or WaveStatus.RUNNING, ""
@@ -458,6 +468,8 @@ def abort_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPl
     """End the plan: clusters not yet changed are skipped and set free. Refused while clusters
     are being changed, so that no operation is left without anyone following it."""
     _manage(acting_user)
+    if not (reason or "").strip():
+        raise ActionRefused("Say why the plan is aborted: it ends for good.")
     plan = _locked(plan)
     if plan.status not in PLAN_ACTIVE:
         raise ActionRefused(f"Plan {plan.name!r} is {plan.get_status_display().lower()}.")
@@ -468,14 +480,21 @@ def abort_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPl
             "plan, wait until they finish, then abort."
         )
     now = timezone.now()
-    plan.targets.exclude(status__in=TARGET_SETTLED).update(
+    # Only clusters no worker is changing: one that moved to `enabling` since the count above
+    # (its PUT on its way) is left as it is, and the abort refused below.
+    plan.targets.filter(status__in=_NOT_CHANGING).update(
         status=TargetStatus.SKIPPED, finished_at=now, error_message="The plan was aborted."
     )
+    if plan.targets.exclude(status__in=TARGET_SETTLED).exists():
+        raise ActionRefused(
+            "A cluster started being changed just now: pause the plan, wait until it "
+            "finishes, then abort."
+        )
     plan.waves.exclude(status__in=(WaveStatus.DONE, WaveStatus.REJECTED)).update(
         status=WaveStatus.ABORTED
     )
     plan.status, plan.finished_at = PlanStatus.ABORTED, now
-    plan.paused_reason = f"Aborted by {acting_user.get_username()}: {reason.strip() or 'no reason'}"
+    plan.paused_reason = f"Aborted by {acting_user.get_username()}: {reason.strip()}"
     plan.save(update_fields=["status", "finished_at", "paused_reason"])
     plan.claims.all().delete()
     audit.record(
@@ -489,7 +508,8 @@ def abort_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPl
 
 @transaction.atomic
 def retry_target(target: RolloutTarget, *, acting_user: Any) -> RolloutTarget:
-    """A failed or blocked cluster starts again from a fresh preflight."""
+    """A failed or blocked cluster starts again from a fresh preflight. In a wave that already
+    soaks, the wave runs again for it, then soaks again from the start."""
     _manage(acting_user)
     plan = target.plan
     if plan.status not in PLAN_ACTIVE:
@@ -497,9 +517,30 @@ def retry_target(target: RolloutTarget, *, acting_user: Any) -> RolloutTarget:
             f"Plan {plan.name!r} is {plan.get_status_display().lower()} and has let its clusters "
             "go: put this cluster in a new plan."
         )
+    _locked(plan)  # the reconciler's lock first, then the target's: never the other way round
+    target.refresh_from_db()
+    if target.status == TargetStatus.FAILED and target.error_code.startswith(ROLLBACK_FAILED):
+        raise ActionRefused(
+            "Its roll back failed: a retry would set the plan's goal on it again. Roll it back "
+            "again instead."
+        )
+    wave = Wave.objects.select_for_update().get(pk=target.wave_id)
+    if wave.status == WaveStatus.DONE:
+        raise ActionRefused(
+            f"Wave {wave.index} is done. Put this cluster in a new plan once plan "
+            f"{plan.name!r} has ended (it holds the cluster until then)."
+        )
+    if wave.status == WaveStatus.SOAKING:
+        wave.status, wave.soak_until = WaveStatus.RUNNING, None
+        wave.save(update_fields=["status", "soak_until"])
+    elif wave.status == WaveStatus.PAUSED and wave.paused_from == WaveStatus.SOAKING:
+        wave.paused_from, wave.soak_until = WaveStatus.RUNNING, None
+        wave.save(update_fields=["paused_from", "soak_until"])
     moved = RolloutTarget.objects.filter(
         pk=target.pk, status__in=(TargetStatus.FAILED, TargetStatus.BLOCKED)
-    ).update(status=TargetStatus.PENDING, finished_at=None, continuation_token="")
+    ).update(
+        status=TargetStatus.PENDING, finished_at=None, continuation_token="", next_step_at=None
+    )
     if moved != 1:
         raise ActionRefused("Only a failed or blocked cluster can be retried.")
     target.refresh_from_db()
@@ -519,6 +560,7 @@ def skip_target(target: RolloutTarget, *, acting_user: Any, reason: str) -> Roll
     _manage(acting_user)
     if not (reason or "").strip():
         raise ActionRefused("Say why the cluster is skipped.")
+    _locked(target.plan)
     moved = RolloutTarget.objects.filter(
         pk=target.pk,
         status__in=(
@@ -562,9 +604,12 @@ def _roll_back(target: RolloutTarget, acting_user: Any, comment: str) -> Rollout
         raise ActionRefused("Say why the cluster is rolled back.")
     if target.plan.goal == Goal.NONE and target.status == TargetStatus.ENABLED:
         raise ActionRefused("This plan rolled the cluster back already: it is at None.")
+    _locked(target.plan)
     moved = RolloutTarget.objects.filter(
         pk=target.pk, status__in=(TargetStatus.ENABLED, TargetStatus.FAILED)
-    ).update(status=TargetStatus.ROLLING_BACK, continuation_token="", finished_at=None)
+    ).update(
+        status=TargetStatus.ROLLING_BACK, continuation_token="", finished_at=None, next_step_at=None
+    )
     if moved != 1:
         raise ActionRefused("Only a changed or failed cluster can be rolled back.")
     target.refresh_from_db()

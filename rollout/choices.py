@@ -80,7 +80,7 @@ WAVE_MOVES: Mapping[str, frozenset[str]] = {
     W.AWAITING_APPROVAL: frozenset({W.APPROVED, W.REJECTED, W.ABORTED, W.PENDING}),
     W.APPROVED: frozenset({W.RUNNING, W.PAUSED, W.ABORTED, W.PENDING}),  # PENDING: voided
     W.RUNNING: frozenset({W.SOAKING, W.PAUSED, W.ABORTED}),
-    W.SOAKING: frozenset({W.DONE, W.PAUSED, W.ABORTED}),
+    W.SOAKING: frozenset({W.DONE, W.PAUSED, W.ABORTED, W.RUNNING}),  # RUNNING: a retry
     W.PAUSED: frozenset({W.APPROVED, W.RUNNING, W.SOAKING, W.ABORTED}),
     W.DONE: frozenset(),
     W.REJECTED: frozenset(),
@@ -106,6 +106,9 @@ PLAN_FINAL = frozenset(s for s, moves in PLAN_MOVES.items() if not moves)
 WAVE_FINAL = frozenset(s for s, moves in WAVE_MOVES.items() if not moves)
 # A target is settled when the engine has nothing more to do with it unless an operator acts.
 TARGET_SETTLED = frozenset({T.ENABLED, T.BLOCKED, T.FAILED, T.SKIPPED, T.ROLLED_BACK})
+# The error code of a cluster whose roll back failed begins so: a retry would set the plan's
+# goal on it again, so it is rolled back again instead.
+ROLLBACK_FAILED = "Rollback"
 # The plan holds its clusters (an exclusive claim) while it is not finished.
 PLAN_ACTIVE = frozenset(set(PLAN_MOVES) - PLAN_FINAL)
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -54,7 +54,7 @@ from fleet.maintenance import UnreadableWindow, describe, window_open
 from fleet.models import PreflightScan
 from fleet.nodecheck import NodeCheck, check_nodes
 from rollout import notify
-from rollout.choices import Goal, PlanStatus, TargetStatus, WaveStatus
+from rollout.choices import ROLLBACK_FAILED, Goal, PlanStatus, TargetStatus, WaveStatus
 from rollout.models import RolloutPlan, RolloutTarget, Wave
 
 log = logging.getLogger(__name__)
@@ -142,8 +142,6 @@ def advance(target_id: int, azure: Azure | None = None, *, go_on: bool = True) -
     with working_on(target) as mine:
         if not mine:
             return Outcome(target.status)  # another worker is on it right now
-        # This is the step that was queued for it; whoever schedules the next sets it again.
-        RolloutTarget.objects.filter(pk=target.pk).update(next_step_at=None)
         first = ""
         for _ in range(len(_STEPS)):
             target.refresh_from_db()  # as it is now that this worker holds it
@@ -448,19 +446,27 @@ def _watch(target: RolloutTarget, azure: Azure) -> None:
         "it, roll it (or the wave) back if need be, then resume: resuming acknowledges what was "
         "seen."
     )
-    paused = RolloutPlan.objects.filter(pk=target.plan_id, status=PlanStatus.RUNNING).update(
-        status=PlanStatus.PAUSED, paused_reason=reason
-    )
-    Wave.objects.filter(pk=wave.pk, status=WaveStatus.SOAKING).update(
-        status=WaveStatus.PAUSED, paused_from=WaveStatus.SOAKING
-    )
-    if paused:
+    with transaction.atomic():
+        # Plan and wave pause together, or not at all: the wave may have moved on while the
+        # nodes were read (an operator's retry set it running, the soak ended).
+        plan = RolloutPlan.objects.select_for_update().get(pk=target.plan_id)
+        paused = plan.status == PlanStatus.RUNNING and (
+            Wave.objects.filter(pk=wave.pk, status=WaveStatus.SOAKING).update(
+                status=WaveStatus.PAUSED, paused_from=WaveStatus.SOAKING
+            )
+            == 1
+        )
+        if not paused:
+            return None  # the findings stay on the cluster, for its page and the next check
+        plan.status, plan.paused_reason = PlanStatus.PAUSED, reason
+        plan.save(update_fields=["status", "paused_reason"])
         audit.record(
             "rollout.plan_paused",
-            obj=target.plan,
+            obj=plan,
             after={"reason": reason, "wave": wave.index, "cluster": target.cluster.name},
         )
-        notify.announce("plan_paused", target.plan, wave, reason)
+        notify.announce("plan_paused", plan, wave, reason)
+    return None
 
 
 def _roll_back(target: RolloutTarget, azure: Azure) -> float | None:
@@ -474,7 +480,7 @@ def _roll_back(target: RolloutTarget, azure: Azure) -> float | None:
                 target,
                 T.ROLLING_BACK,
                 T.FAILED,
-                error_code=f"RollbackOperation{read.status}",
+                error_code=f"{ROLLBACK_FAILED}Operation{read.status}",
                 error_message=f"Rolling back: Azure's operation ended {read.status}. Try again.",
             )
             _record(target, "rollout.target_failed")
@@ -506,7 +512,13 @@ def _roll_back(target: RolloutTarget, azure: Azure) -> float | None:
         return None
     except AzureError as exc:
         code = exc.code if isinstance(exc, Refused) else type(exc).__name__
-        move(target, T.ROLLING_BACK, T.FAILED, error_code=code, error_message=str(exc))
+        move(
+            target,
+            T.ROLLING_BACK,
+            T.FAILED,
+            error_code=f"{ROLLBACK_FAILED}{code}",
+            error_message=f"Rolling back: {exc}",
+        )
         _record(target, "rollout.target_failed")
         return None
     RolloutTarget.objects.filter(pk=target.pk, status=T.ROLLING_BACK).update(

@@ -8,11 +8,14 @@ plan is handled under a row lock, so two reconcilers never handle one plan at on
 beat's tick, and also right after a step settles a cluster, so that the next one starts at once
 instead of at the next tick.
 
-A target's steps schedule their own next one (`schedule`, `due`): `next_step_at` says when the
-step queued for it is due. The reconciler sends a step (`dispatch`) only to a target with none
-queued, or with one overdue by WAVEGATE_STEP_GRACE_SECONDS (lost with a worker), and never to one
-a worker is on right now; a late duplicate finds nothing due and ends. So each target has one
-chain of steps, whatever dies.
+A target's steps schedule their own next one. `next_step_at` holds the target's turn: the time
+the step queued for it is due, which its message carries. A step runs only if it takes that
+turn (`take_turn`, a conditional update), so of two copies of one message only the first runs,
+and a message whose turn was replaced (the target retried, rolled back, restarted) runs none.
+The reconciler sends a step (`dispatch`) to a target with no turn, and sends a turn overdue by
+WAVEGATE_STEP_GRACE_SECONDS again as it is (lost with a worker, or late behind a backlog: either
+copy may take it), and never to a target a worker is on right now. So each target has one chain
+of steps, whatever dies or arrives late.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import datetime
 import logging
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -36,8 +40,9 @@ from rollout.models import RolloutPlan, RolloutTarget, Wave
 log = logging.getLogger(__name__)
 T, W, P = TargetStatus, WaveStatus, PlanStatus
 IN_FLIGHT = (T.PREFLIGHT, T.READY, T.WAITING_FOR_WINDOW, T.ENABLING, T.VERIFYING)
-# A message may arrive a little before its due time by the sender's clock.
-_CLOCK_SLACK = datetime.timedelta(seconds=1)
+# What the reconciler sends steps to: clusters in flight, rolling back, or watched in soak (a
+# pending one is started by the reconciler itself, under the plan's lock, never by a step).
+_STEPPED = (*IN_FLIGHT, T.ROLLING_BACK, T.ENABLED)
 
 
 def allowed_failures(budget: str, wave_size: int) -> int:
@@ -47,42 +52,81 @@ def allowed_failures(budget: str, wave_size: int) -> int:
     return int(budget)
 
 
-def dispatch(target_ids: Iterable[int], send: Callable[[int], None]) -> int:
-    """Send a step to each of these targets that has none queued (or one long overdue) and that
-    no worker is on right now; returns how many were sent."""
+Send = Callable[[int, str], None]  # queue a step: target id, its turn (ISO time)
+SendLater = Callable[[int, str, float], None]  # the same, to run in so many seconds
+
+
+def dispatch(target_ids: Iterable[int], send: Send) -> int:
+    """Send a step to each of these targets that has no turn, and again to each whose turn is
+    long overdue; never to one a worker is on right now. Returns how many were sent."""
     wanted = set(target_ids) - engine.busy_targets()
     if not wanted:
         return 0
     now = timezone.now()
     lost = now - datetime.timedelta(seconds=settings.WAVEGATE_STEP_GRACE_SECONDS)
-    unqueued = Q(next_step_at__isnull=True) | Q(next_step_at__lt=lost)
-    ids = sorted(RolloutTarget.objects.filter(unqueued, pk__in=wanted).values_list("pk", flat=True))
-    RolloutTarget.objects.filter(unqueued, pk__in=ids).update(next_step_at=now)
-    for target_id in ids:
-        send(target_id)
-    return len(ids)
+    rows = RolloutTarget.objects.filter(
+        Q(next_step_at__isnull=True) | Q(next_step_at__lt=lost), pk__in=wanted
+    ).values_list("pk", "next_step_at")
+    sent = 0
+    for target_id, turn in sorted(rows):
+        if turn is None:
+            # A new turn; conditional, so that a step that scheduled its next one meanwhile wins.
+            if not RolloutTarget.objects.filter(
+                pk=target_id, next_step_at__isnull=True, status__in=_STEPPED
+            ).update(next_step_at=now):
+                continue  # a step scheduled its next meanwhile, or it is no longer in flight
+            turn = now
+        send(target_id, turn.isoformat())
+        sent += 1
+    return sent
 
 
-def schedule(target_id: int, seconds: float, send_later: Callable[[int, float], None]) -> bool:
-    """Queue the target's next step in `seconds`, unless one is queued already."""
+def _lease() -> datetime.datetime | None:
+    """What a running step leaves in `next_step_at`. On PostgreSQL nothing: the target's lock
+    says a worker is on it (`engine.busy_targets`), and a killed worker's lock goes with its
+    connection. Elsewhere (the demo's SQLite) a lease until the step's hard time limit, so the
+    reconciler sends no second step meanwhile."""
+    if connection.vendor == "postgresql":
+        return None
+    return timezone.now() + datetime.timedelta(seconds=settings.WAVEGATE_STEP_TIME_LIMIT_SECONDS)
+
+
+def take_turn(target_id: int, turn: str) -> tuple[bool, datetime.datetime | None]:
+    """Take the queued step `turn` for this run: (taken, the lease left while it runs)."""
+    lease = _lease()
+    taken = RolloutTarget.objects.filter(
+        pk=target_id, next_step_at=datetime.datetime.fromisoformat(turn)
+    ).update(next_step_at=lease)
+    return taken == 1, lease
+
+
+def _holding(target_id: int, lease: datetime.datetime | None) -> Any:
+    query = RolloutTarget.objects.filter(pk=target_id)
+    return (
+        query.filter(next_step_at__isnull=True)
+        if lease is None
+        else query.filter(next_step_at=lease)
+    )
+
+
+def schedule(
+    target_id: int, seconds: float, send_later: SendLater, lease: datetime.datetime | None = None
+) -> bool:
+    """Queue the target's next step in `seconds`, unless another turn was set meanwhile."""
     due = timezone.now() + datetime.timedelta(seconds=seconds)
-    if RolloutTarget.objects.filter(pk=target_id, next_step_at__isnull=True).update(
-        next_step_at=due
-    ):
-        send_later(target_id, seconds)
+    if _holding(target_id, lease).update(next_step_at=due):
+        send_later(target_id, due.isoformat(), seconds)
         return True
     return False
 
 
-def due(target_id: int) -> bool:
-    """Whether a step is due for the target now. False for a message that another took first
-    or that was superseded: the target's chain goes on without it."""
-    return RolloutTarget.objects.filter(
-        pk=target_id, next_step_at__lte=timezone.now() + _CLOCK_SLACK
-    ).exists()
+def release(target_id: int, lease: datetime.datetime | None) -> None:
+    """The step ended wanting no next one: drop its lease."""
+    if lease is not None:
+        _holding(target_id, lease).update(next_step_at=None)
 
 
-def tick(send: Callable[[int], None]) -> int:
+def tick(send: Send) -> int:
     """Reconcile every active plan; `send(target_id)` queues one engine step. Returns how many
     steps were sent."""
     # Roll backs are followed wherever they are (a done wave, a finished plan).
@@ -99,13 +143,16 @@ def tick(send: Callable[[int], None]) -> int:
     return sent
 
 
-def reconcile_plan(plan_id: int, send: Callable[[int], None], *, wait: bool = False) -> int:
+def reconcile_plan(plan_id: int, send: Send, *, wait: bool = False) -> int:
     """Reconcile one plan. Beat's tick skips a plan another reconciler holds (`wait` False);
     a step that freed a slot waits for it, so the next cluster starts all the same."""
     steps: list[int] = []
     with transaction.atomic():
         query = RolloutPlan.objects.filter(pk=plan_id)
         if connection.vendor == "postgresql":
+            if wait:  # not for long: a step waiting here holds a worker
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '10s'")
             query = query.select_for_update(skip_locked=not wait)
         plan = query.first()
         if plan is None or plan.status not in (P.SUBMITTED, P.RUNNING, P.PAUSED):

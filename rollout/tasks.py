@@ -3,26 +3,27 @@ webhook delivery."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Task, shared_task
 from django.conf import settings
+from django.db import OperationalError
 
 from rollout import engine, notify, reconcile
 from rollout.models import RolloutTarget
 
-# A step may run a fresh preflight scan inline, which waits up to its deadline.
-_STEP_LIMIT = int(
-    settings.WAVEGATE_SCAN_DEADLINE_SECONDS + 6 * settings.WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS
-)
+log = logging.getLogger(__name__)
 
 
-def _send(target_id: int) -> None:
-    advance_target.delay(target_id)
+def _send(target_id: int, turn: str) -> None:
+    advance_target.delay(target_id, turn)
 
 
-def _send_later(target_id: int, seconds: float) -> None:
-    advance_target.apply_async((target_id,), countdown=seconds)
+def _send_later(target_id: int, turn: str, seconds: float) -> None:
+    if advance_target.app.conf.task_always_eager:
+        return  # a task run eagerly cannot wait: the reconciler sends the turn once it is due
+    advance_target.apply_async((target_id, turn), countdown=seconds)
 
 
 @shared_task(name="rollout.tick", ignore_result=True)
@@ -33,20 +34,27 @@ def tick() -> int:
 @shared_task(
     name="rollout.advance_target",
     ignore_result=True,
-    soft_time_limit=_STEP_LIMIT,
-    time_limit=_STEP_LIMIT + 60,
+    soft_time_limit=settings.WAVEGATE_STEP_TIME_LIMIT_SECONDS - 60,
+    time_limit=settings.WAVEGATE_STEP_TIME_LIMIT_SECONDS,
 )
-def advance_target(target_id: int) -> str:
-    """One step of one target, then its next: scheduled when it waits (an operation's next read
-    when Azure says), or the plan reconciled at once when it left its slot."""
-    if not reconcile.due(target_id):
-        return "not due"  # a duplicate or superseded message: the target's chain goes on
+def advance_target(target_id: int, turn: str | None = None) -> str:
+    """The target's step for this turn, then its next: scheduled when it waits (an operation's
+    next read when Azure says), or the plan reconciled at once when it left its slot. A message
+    without a turn (queued by an earlier version) does nothing: the reconciler sends its turn."""
+    taken, lease = reconcile.take_turn(target_id, turn) if turn else (False, None)
+    if not taken:
+        return "not its turn"  # another copy took it, or the turn was replaced
     outcome = engine.advance(target_id)
     if outcome.again_in is not None:
-        reconcile.schedule(target_id, outcome.again_in, _send_later)
-    elif outcome.freed:
+        reconcile.schedule(target_id, outcome.again_in, _send_later, lease)
+        return outcome.status
+    reconcile.release(target_id, lease)
+    if outcome.freed:
         plan_id = RolloutTarget.objects.filter(pk=target_id).values_list("plan_id", flat=True)
-        reconcile.reconcile_plan(plan_id[0], _send, wait=True)
+        try:
+            reconcile.reconcile_plan(plan_id[0], _send, wait=True)
+        except OperationalError:  # the plan stayed locked too long: beat's next tick does it
+            log.warning("reconciling plan %s after target %s: plan locked", plan_id[0], target_id)
     return outcome.status
 
 

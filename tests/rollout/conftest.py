@@ -21,6 +21,9 @@ def fleet(wavegate_on_aksim: Aksim, settings) -> Aksim:
     """The test fleet in aksim, synced into Wavegate, with quick preflight scans."""
     settings.WAVEGATE_SCAN_POLL_SECONDS = 0.05
     settings.WAVEGATE_SCAN_DEADLINE_SECONDS = 5.0
+    # Tests here drive the engine by running ticks: a step's scheduled next turn is sent by
+    # the next tick once due (an eager run cannot wait for its countdown).
+    settings.WAVEGATE_STEP_GRACE_SECONDS = 0
     assert run_sync(SyncTrigger.COMMAND).status == "succeeded"
     return wavegate_on_aksim
 
@@ -83,3 +86,10 @@ def eager() -> Iterator[None]:
         yield
     finally:
         celery_app.conf.task_always_eager = before
+
+
+class Sent(list):
+    """A reconciler's `send` that records the target ids it was asked to step."""
+
+    def __call__(self, target_id: int, turn: str) -> None:
+        self.append(target_id)

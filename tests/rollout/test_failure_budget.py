@@ -4,6 +4,7 @@ back returns clusters to None in aksim, and the plan runs to its end."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -11,7 +12,7 @@ import pytest
 
 from audit.models import AuditEvent
 from audit.verification import verify_stored_chain
-from rollout import actions, engine, reconcile
+from rollout import actions, reconcile, tasks
 from rollout.choices import PlanStatus, TargetStatus, WaveStatus
 from rollout.models import RolloutPlan, RolloutTarget
 from tests.aksim_server import Aksim, clean_fleet, start_aksim
@@ -31,10 +32,11 @@ def aksim_server(tmp_path_factory) -> Iterator[Aksim]:
 
 
 def run_tick() -> None:
-    reconcile.tick(lambda target_id: engine.advance(target_id))
+    time.sleep(0.05)  # steps wait as Azure's Retry-After says: let time pass between ticks
+    tasks.tick()  # eagerly: each step runs here, and its next when a later tick finds it due
 
 
-def tick_until(condition, what: str, ticks: int = 400) -> None:
+def tick_until(condition, what: str, ticks: int = 1200) -> None:
     for _ in range(ticks):
         run_tick()
         if condition():

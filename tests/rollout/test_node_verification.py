@@ -5,11 +5,13 @@ on a node NotReady or a new warning; resuming acknowledges what was seen."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from aksim.fleetfile import Cluster as Spec
 from audit.models import AuditEvent
-from rollout import actions, engine, reconcile
+from rollout import actions, engine, tasks
 from rollout.choices import PlanStatus, TargetStatus, WaveStatus
 from rollout.models import RolloutPlan
 from tests.aksim.test_arm_sdk import eligible_clean
@@ -87,10 +89,13 @@ def test_nodes_that_never_settle_fail_the_cluster_after_the_limit(fleet, persona
 
 
 def run_tick() -> None:
-    reconcile.tick(lambda target_id: engine.advance(target_id))
+    time.sleep(0.05)  # steps wait as Azure's Retry-After says: let time pass between ticks
+    tasks.tick()  # eagerly: each step runs here, and its next when a later tick finds it due
 
 
-def test_the_soak_watch_pauses_on_a_node_not_ready_and_a_new_warning(fleet, personas, settings):
+def test_the_soak_watch_pauses_on_a_node_not_ready_and_a_new_warning(
+    fleet, personas, settings, eager
+):
     settings.WAVEGATE_SOAK_CHECK_SECONDS = 0
     first, second = fleet.clusters(eligible_clean)[:2]
     operator, approver = personas["operator"], personas["approver"]

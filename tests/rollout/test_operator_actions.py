@@ -8,8 +8,9 @@ from django.core.exceptions import PermissionDenied
 from audit.models import AuditEvent
 from rollout import actions, reconcile
 from rollout.choices import PlanStatus, TargetStatus, WaveStatus
-from rollout.models import ClusterClaim, RolloutTarget
+from rollout.models import ClusterClaim, RolloutTarget, Wave
 from tests.factories import make_cluster
+from tests.rollout.conftest import Sent
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +27,8 @@ def running(personas):
         acting_user=personas["operator"],
     )
     actions.approve_wave(plan.waves.get(index=1), acting_user=personas["approver"], comment="ok")
-    sent: list[int] = []
-    reconcile.tick(sent.append)
+    sent = Sent()
+    reconcile.tick(sent)
     plan.refresh_from_db()
     assert plan.status == PlanStatus.RUNNING
     assert len(sent) == 1  # concurrency 1: one cluster at a time
@@ -45,8 +46,8 @@ def test_pause_stops_new_clusters_and_resume_goes_on(running, personas):
     # The cluster in flight finishes; its slot frees, and still nothing new starts.
     started = plan.targets.get(status=TargetStatus.PREFLIGHT)
     RolloutTarget.objects.filter(pk=started.pk).update(status=TargetStatus.ENABLED)
-    sent: list[int] = []
-    reconcile.tick(sent.append)
+    sent = Sent()
+    reconcile.tick(sent)
     assert sent == []
     assert plan.targets.filter(status=TargetStatus.PENDING).count() == 5
 
@@ -54,7 +55,7 @@ def test_pause_stops_new_clusters_and_resume_goes_on(running, personas):
 
     assert plan.status == PlanStatus.RUNNING
     assert plan.waves.get(index=1).status == WaveStatus.RUNNING
-    reconcile.tick(sent.append)
+    reconcile.tick(sent)
     assert sent == [plan.targets.get(status=TargetStatus.PREFLIGHT).pk]
     assert plan.targets.filter(status=TargetStatus.PENDING).count() == 4
     assert [e for e in AuditEvent.objects.values_list("action", flat=True) if "plan_" in e][
@@ -74,7 +75,7 @@ def test_a_wave_over_its_budget_pauses_and_resume_is_refused_until_it_is_dealt_w
         status=TargetStatus.FAILED, error_message="Azure said no"
     )
 
-    reconcile.tick(lambda _: None)
+    reconcile.tick(Sent())
 
     running.refresh_from_db()
     assert running.status == PlanStatus.PAUSED
@@ -113,6 +114,8 @@ def test_a_cluster_being_changed_cannot_be_skipped_and_blocks_abort(running, per
         actions.abort_plan(running, acting_user=operator, reason="stop")
 
     RolloutTarget.objects.filter(pk=busy.pk).update(status=TargetStatus.ENABLED)
+    with pytest.raises(actions.ActionRefused, match="Say why the plan is aborted"):
+        actions.abort_plan(running, acting_user=operator, reason="  ")
     plan = actions.abort_plan(running, acting_user=operator, reason="stop")
 
     assert plan.status == PlanStatus.ABORTED
@@ -234,3 +237,60 @@ def test_an_approver_who_approved_is_told_what_is_missing_and_not_asked_again(pe
     assert "You approved wave 1; it needs 1 more approval from another approver." in page
     assert 'data-testid="approve"' not in page
     assert b'data-testid="approve"' in client_as("admin").get(f"/plans/{plan.pk}/").content
+
+
+def test_a_cluster_retried_while_its_wave_soaks_runs_and_the_wave_soaks_again(personas):
+    operator = personas["operator"]
+    for i in range(2):
+        make_cluster(name=f"soak-{i}")
+    plan = actions.submit_plan(
+        actions.create_plan(
+            acting_user=operator, name="s", wave_spec="100%", failure_budget="1", soak_minutes=30
+        ),
+        acting_user=operator,
+    )
+    wave = plan.waves.get()
+    actions.approve_wave(wave, acting_user=personas["approver"], comment="ok")
+    reconcile.tick(Sent())
+    done, failed = plan.targets.order_by("position")
+    RolloutTarget.objects.filter(pk=done.pk).update(status=TargetStatus.ENABLED)
+    RolloutTarget.objects.filter(pk=failed.pk).update(status=TargetStatus.FAILED)
+    reconcile.tick(Sent())
+    wave.refresh_from_db()
+    assert wave.status == WaveStatus.SOAKING  # one failure, within the budget of 1
+
+    actions.retry_target(failed, acting_user=operator)
+
+    wave.refresh_from_db()
+    assert wave.status == WaveStatus.RUNNING
+    sent = Sent()
+    reconcile.tick(sent)
+    assert sent == [failed.pk]
+    RolloutTarget.objects.filter(pk=failed.pk).update(status=TargetStatus.ENABLED)
+    reconcile.tick(Sent())
+    wave.refresh_from_db()
+    assert wave.status == WaveStatus.SOAKING
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.RUNNING  # not completed with a cluster left behind
+
+    Wave.objects.filter(pk=wave.pk).update(status=WaveStatus.DONE)
+    RolloutTarget.objects.filter(pk=failed.pk).update(status=TargetStatus.FAILED)
+    with pytest.raises(actions.ActionRefused, match="Wave 1 is done"):
+        actions.retry_target(failed, acting_user=operator)
+
+
+def test_a_cluster_whose_roll_back_failed_is_rolled_back_again_not_retried(running, personas):
+    operator = personas["operator"]
+    target = running.targets.order_by("position").first()
+    RolloutTarget.objects.filter(pk=target.pk).update(
+        status=TargetStatus.FAILED,
+        error_code="RollbackOperationFailed",
+        error_message="Rolling back: Azure's operation ended Failed. Try again.",
+    )
+
+    with pytest.raises(actions.ActionRefused, match="Roll it back again instead"):
+        actions.retry_target(target, acting_user=operator)
+    actions.roll_back_target(target, acting_user=operator, comment="again")
+
+    target.refresh_from_db()
+    assert target.status == TargetStatus.ROLLING_BACK

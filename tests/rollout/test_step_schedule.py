@@ -18,12 +18,13 @@ from rollout import actions, engine, reconcile, tasks
 from rollout.choices import TargetStatus
 from rollout.models import RolloutPlan, RolloutTarget
 from tests.aksim.test_arm_sdk import eligible_clean
+from tests.rollout.conftest import Sent
 
 pytestmark = pytest.mark.django_db
 T = TargetStatus
 
 
-def started_plan(fleet, personas, clusters: int) -> tuple[RolloutPlan, list[int]]:
+def started_plan(fleet, personas, clusters: int) -> tuple[RolloutPlan, Sent]:
     """A plan over `clusters` clean clusters at concurrency 1, approved, and the ids the
     reconciler's first tick sent a step to."""
     names = sorted(c.name for c in fleet.fleet.clusters if eligible_clean(c) and _eligible(c))
@@ -38,43 +39,59 @@ def started_plan(fleet, personas, clusters: int) -> tuple[RolloutPlan, list[int]
     )
     plan = actions.submit_plan(plan, acting_user=personas["operator"])
     actions.approve_wave(plan.waves.get(), acting_user=personas["approver"], comment="go")
-    sent: list[int] = []
-    reconcile.tick(sent.append)
+    sent = Sent()
+    reconcile.tick(sent)
     return plan, sent
 
 
-def run_when_due(target_id: int) -> str:
-    """The target's queued step, run now as if its time had come."""
-    RolloutTarget.objects.filter(pk=target_id).update(next_step_at=timezone.now())
-    return tasks.advance_target(target_id)
+def turn_of(target_id: int) -> str:
+    return RolloutTarget.objects.get(pk=target_id).next_step_at.isoformat()
 
 
-def test_a_waiting_step_schedules_one_next_read_and_duplicates_find_nothing_due(
+def test_a_waiting_step_schedules_one_next_turn_and_a_copy_of_a_turn_runs_once(
     fleet, personas, eager, settings
 ):
-    plan, sent = started_plan(fleet, personas, clusters=1)
+    settings.WAVEGATE_STEP_GRACE_SECONDS = 20
+    _, sent = started_plan(fleet, personas, clusters=1)
     [target_id] = sent
+    first = turn_of(target_id)
 
     before = timezone.now()
-    assert run_when_due(target_id) == T.ENABLING  # preflight, PUT; the operation runs
+    assert tasks.advance_target(target_id, first) == T.ENABLING  # preflight, PUT; it runs
 
-    target = RolloutTarget.objects.get(pk=target_id)
-    wait = (target.next_step_at - before).total_seconds()
+    due = RolloutTarget.objects.get(pk=target_id).next_step_at
+    assert due is not None
+    wait = (due - before).total_seconds()
     assert 1 <= wait <= 31, "the next read is due when Azure's Retry-After says (1 to 30 s)"
-    # The scheduled message, or any duplicate of it, arriving early finds nothing due.
-    assert tasks.advance_target(target_id) == "not due"
-    assert reconcile.dispatch([target_id], sent.append) == 0, "a step is queued already"
-    # Queued longer ago than the grace: taken as lost with a worker, and sent again.
+    # A second copy of the turn already taken (a resend, a redelivery) does nothing.
+    assert tasks.advance_target(target_id, first) == "not its turn"
+    assert reconcile.dispatch([target_id], sent) == 0, "its next turn is queued already"
+    # A turn overdue by more than the grace is taken as lost with a worker: sent again, as it
+    # is, so that whichever copy comes first takes it and the other finds nothing to do.
     lost = timezone.now() - datetime.timedelta(seconds=settings.WAVEGATE_STEP_GRACE_SECONDS + 1)
     RolloutTarget.objects.filter(pk=target_id).update(next_step_at=lost)
-    assert reconcile.dispatch([target_id], sent.append) == 1
+    assert reconcile.dispatch([target_id], sent) == 1
     assert sent[-1] == target_id
+    assert tasks.advance_target(target_id, lost.isoformat()) == T.ENABLING
+    assert tasks.advance_target(target_id, lost.isoformat()) == "not its turn"
+
+
+def test_a_retried_cluster_ignores_the_steps_queued_before_the_retry(fleet, personas, eager):
+    plan, sent = started_plan(fleet, personas, clusters=1)
+    [target_id] = sent
+    stale = turn_of(target_id)  # a step queued, then held up behind a backlog
+    RolloutTarget.objects.filter(pk=target_id).update(status=T.FAILED, error_message="no")
+    actions.retry_target(RolloutTarget.objects.get(pk=target_id), acting_user=personas["operator"])
+    actions.pause_plan(plan, acting_user=personas["operator"], reason="look first")
+
+    assert tasks.advance_target(target_id, stale) == "not its turn"
+    assert RolloutTarget.objects.get(pk=target_id).status == T.PENDING  # paused: not started
 
 
 def test_no_step_is_sent_to_a_cluster_a_worker_is_on(fleet, personas):
-    plan, sent = started_plan(fleet, personas, clusters=1)
+    _, sent = started_plan(fleet, personas, clusters=1)
     [target_id] = sent
-    RolloutTarget.objects.filter(pk=target_id).update(next_step_at=None)  # its step ran
+    RolloutTarget.objects.filter(pk=target_id).update(next_step_at=None)  # its step is running
 
     params = connection.get_connection_params()
     with psycopg.connect(
@@ -83,10 +100,10 @@ def test_no_step_is_sent_to_a_cluster_a_worker_is_on(fleet, personas):
     ) as other:  # fmt: skip
         other.execute("SELECT pg_advisory_lock(%s, %s)", [engine._TARGET_LOCKS, target_id])
         assert engine.busy_targets() == {target_id}
-        assert reconcile.dispatch([target_id], sent.append) == 0
+        assert reconcile.dispatch([target_id], sent) == 0
 
     assert engine.busy_targets() == set()  # the lock went with its connection
-    assert reconcile.dispatch([target_id], sent.append) == 1
+    assert reconcile.dispatch([target_id], sent) == 1
 
 
 def test_a_cluster_that_settles_starts_the_next_without_waiting_for_a_tick(fleet, personas, eager):
@@ -95,7 +112,7 @@ def test_a_cluster_that_settles_starts_the_next_without_waiting_for_a_tick(fleet
     assert sent == [first]
 
     for _ in range(200):
-        if run_when_due(first) == T.ENABLED:
+        if tasks.advance_target(first, turn_of(first)) == T.ENABLED:
             break
         time.sleep(0.05)
 
