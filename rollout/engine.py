@@ -255,8 +255,23 @@ def _window_closed(target: RolloutTarget) -> str:
 
 
 def _wait_for_window(target: RolloutTarget, azure: Azure) -> None:
-    if not _window_closed(target):
+    """WAITING_FOR_WINDOW → READY once the window is open and the plan has a free slot: a
+    cluster waiting took none, and many windows may open at the same minute."""
+    if _window_closed(target):
+        return
+    with transaction.atomic():  # under the plan's lock, as the reconciler counts slots
+        plan = RolloutPlan.objects.select_for_update().get(pk=target.plan_id)
+        busy = plan.targets.filter(status__in=_TAKING_SLOTS).count()
+        if busy >= plan.concurrency:
+            RolloutTarget.objects.filter(pk=target.pk).update(
+                error_message=f"Its window is open; waiting for a free slot ({busy} of the "
+                f"plan's {plan.concurrency} clusters at once are being changed)."
+            )
+            return
         move(target, T.WAITING_FOR_WINDOW, T.READY, error_message="")
+
+
+_TAKING_SLOTS = (T.PREFLIGHT, T.READY, T.ENABLING, T.VERIFYING)
 
 
 def _enable(target: RolloutTarget, azure: Azure) -> None:

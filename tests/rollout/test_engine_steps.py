@@ -187,6 +187,38 @@ def test_a_cluster_waits_for_its_maintenance_window_and_then_goes_on(fleet, pers
     assert len(accepted_puts(fleet, spec)) == 1
 
 
+def test_windows_opening_together_start_no_more_clusters_than_the_concurrency(fleet, personas):
+    first, second = fleet.clusters(eligible_clean)[:2]
+    now = datetime.datetime.now(datetime.UTC)
+    Cluster.objects.filter(name__in=(first.name, second.name)).update(
+        maintenance_window=daily_window(now + datetime.timedelta(hours=3), 1)  # closed now
+    )
+    plan = actions.create_plan(
+        acting_user=personas["operator"],
+        name="windows",
+        wave_spec="100%",
+        concurrency=1,
+        selection={"names": [first.name, second.name]},
+    )
+    plan = actions.submit_plan(plan, acting_user=personas["operator"])
+    one, two = plan.targets.order_by("position")
+    RolloutTarget.objects.filter(plan=plan).update(status=TargetStatus.PREFLIGHT)
+    for target in (one, two):  # both wait, and a cluster waiting takes no slot
+        assert engine.advance(target.pk).status == TargetStatus.WAITING_FOR_WINDOW
+
+    Cluster.objects.filter(name__in=(first.name, second.name)).update(
+        maintenance_window=daily_window(now - datetime.timedelta(minutes=30), 2)  # open now
+    )
+    assert engine.advance(one.pk).status == TargetStatus.ENABLING
+    assert engine.advance(two.pk).status == TargetStatus.WAITING_FOR_WINDOW
+    two.refresh_from_db()
+    assert "waiting for a free slot" in two.error_message
+
+    assert run_until_settled(one)[-1] == "enabled"
+    assert run_until_settled(two)[-1] == "enabled"
+    assert [len(accepted_puts(fleet, spec)) for spec in (first, second)] == [1, 1]
+
+
 def test_one_task_takes_a_cluster_as_far_as_it_goes_without_waiting(fleet, personas):
     spec = fleet.one(eligible_clean, "eligible clean cluster")
     target = target_for(spec, personas)
