@@ -12,7 +12,7 @@ from django.utils import timezone
 from fleet.models import Cluster
 from rollout import actions
 from rollout.choices import TargetStatus, WaveStatus
-from rollout.models import RolloutPlan, RolloutTarget
+from rollout.models import RolloutPlan, RolloutTarget, Wave
 from tests.factories import make_cluster, make_subscription
 
 pytestmark = pytest.mark.django_db
@@ -309,3 +309,14 @@ def test_the_wave_panel_is_as_cheap_as_the_page(client_as, plan, django_assert_m
 
     assert 'data-testid="wave-panel"' in response.content.decode()
     assert WaveStatus.PENDING.label in response.content.decode()
+
+
+def test_a_done_waves_failed_cluster_offers_no_retry(client_as, plan):
+    target = first_target(plan)
+    failed(target)
+    Wave.objects.filter(pk=target.wave_id).update(status=WaveStatus.DONE)
+
+    html = client_as("operator").get(wave_url(plan, 1)).content.decode()
+
+    assert "Retry</button>" not in html  # a done wave's clusters stay as they are in this plan
+    assert "Roll back</button>" in html  # rolling it back still is offered
