@@ -112,6 +112,7 @@ def test_a_bad_wave_spec_shows_the_error_and_saves_nothing(client_as, fleet):
     response = client.post(reverse("rollout:plan_new"), bad)
 
     assert "it must be 100%" in preview
+    assert "<strong>Waves</strong>:" in preview  # the error names its field
     assert response.status_code == 200
     assert "it must be 100%" in response.content.decode()
     assert not RolloutPlan.objects.exists()
