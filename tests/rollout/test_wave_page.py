@@ -196,6 +196,8 @@ def test_an_unknown_wave_is_a_404_that_says_so(client_as, plan):
     assert "Plan &#x27;p&#x27; has no wave 3: it has 2." in response.content.decode()
     assert panel.status_code == 404
     assert no_plan.status_code == 404
+    assert "There is no page at this address" in no_plan.content.decode()
+    assert "RolloutPlan" not in no_plan.content.decode()  # no model names from the code
 
 
 def test_an_unknown_state_or_page_shows_every_cluster_with_a_note(client_as, plan):
