@@ -228,7 +228,7 @@ def run(server: Child, info: dict[str, Any], keys: list[str], work: Path) -> Non
 
 
 def purge(*queues: str) -> None:
-    """Steps still queued when the bench ends (every tick sends one per target in flight) go
+    """Steps still queued when the bench ends (the soak watch's, scheduled ones) go
     with it, rather than wait in Redis for a worker that will never come."""
     from kombu import Queue
 
