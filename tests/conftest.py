@@ -176,6 +176,17 @@ def start_worker(
     return Worker(process, queue)
 
 
+def start_beat(database_url: str, worker: Worker, work: Path, extra_env: dict[str, str]) -> Process:
+    """Start a real Celery beat that sends the schedule's tasks to `worker`'s queue; the caller
+    stops it."""
+    return Process(
+        "beat",
+        [str(BIN / "celery"), "-A", "config", "beat", "-l", "info", "-s", str(work / "beat")],
+        dict(os.environ, DATABASE_URL=database_url, CELERY_QUEUE=worker.queue, **extra_env),
+        work / "beat.log",
+    ).start()
+
+
 @contextmanager
 def tasks_sent_to(worker: Worker) -> Iterator[None]:
     """Tasks this process sends without a queue (`.delay()`) go to the worker's queue."""

@@ -5,7 +5,6 @@ reloaded, follows the rollout through htmx polling until it reads completed."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +22,7 @@ from fleet.sync import run_sync
 from tests.aksim.test_arm_sdk import eligible_clean
 from tests.aksim_server import Aksim
 from tests.browser.app import CHROMIUM, CHROMIUM_ARGS, serve, sign_in
-from tests.conftest import PASSWORD, IsolatedDatabase, Worker, start_worker
-from tests.processes import BIN, Process
+from tests.conftest import PASSWORD, IsolatedDatabase, Worker, start_beat, start_worker
 
 pytestmark = [
     pytest.mark.slow,
@@ -91,12 +89,7 @@ def engine(
     worker = start_worker(
         isolated_db.url, tmp_path / "worker.log", env, "--pool", "threads", "--concurrency", "8"
     )
-    beat = Process(
-        "beat",
-        [str(BIN / "celery"), "-A", "config", "beat", "-l", "info", "-s", str(tmp_path / "beat")],
-        dict(os.environ, DATABASE_URL=isolated_db.url, CELERY_QUEUE=worker.queue, **env),
-        tmp_path / "beat.log",
-    ).start()
+    beat = start_beat(isolated_db.url, worker, tmp_path, env)
     try:
         yield worker
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from rollout import actions
@@ -61,6 +62,23 @@ def test_it_lists_plans_newest_first_with_waves_and_cluster_counts(
     assert older.get_status_display() in page
     assert "New plan" not in page
     assert "New plan" in client_as("operator").get(reverse("rollout:plans")).content.decode()
+
+
+def test_the_list_pages_from_newer_to_older_plans(client_as, personas):
+    now = timezone.now()
+    RolloutPlan.objects.bulk_create(
+        RolloutPlan(name=f"plan {i:02}", created_by=personas["operator"], created_at=now)
+        for i in range(26)
+    )
+    client = client_as("viewer")
+
+    first = client.get(reverse("rollout:plans")).content.decode()
+    second = client.get(reverse("rollout:plans") + "?page=2").content.decode()
+
+    assert "Page 1 of 2" in first
+    assert 'href="?page=2" data-testid="next-page">Older</a>' in first
+    assert "Page 2 of 2" in second
+    assert '<a href="?page=1">Newer</a>' in second
 
 
 def test_the_list_needs_a_fixed_number_of_queries_however_many_plans(

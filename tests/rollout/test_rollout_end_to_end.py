@@ -5,7 +5,6 @@ every step in the audit log."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -20,8 +19,7 @@ from rollout import actions
 from rollout.choices import PlanStatus, TargetStatus, WaveStatus
 from rollout.models import RolloutPlan
 from tests.aksim.test_arm_sdk import eligible_clean
-from tests.conftest import start_worker, tasks_sent_to
-from tests.processes import BIN, Process
+from tests.conftest import start_beat, start_worker, tasks_sent_to
 
 TIMEOUT = 420
 
@@ -48,12 +46,7 @@ def test_a_plan_over_60_clusters_runs_wave_by_wave_to_bpfveth(
     worker = start_worker(
         isolated_db.url, tmp_path / "worker.log", env, "--pool", "threads", "--concurrency", "8"
     )
-    beat = Process(
-        "beat",
-        [str(BIN / "celery"), "-A", "config", "beat", "-l", "info", "-s", str(tmp_path / "beat")],
-        dict(os.environ, DATABASE_URL=isolated_db.url, CELERY_QUEUE=worker.queue, **env),
-        tmp_path / "beat.log",
-    ).start()
+    beat = start_beat(isolated_db.url, worker, tmp_path, env)
     operator, approver = user("olga", "operator"), user("arun", "approver")
     try:
         with tasks_sent_to(worker):
