@@ -127,6 +127,7 @@ class Outcome:
     status: str
     again_in: float | None = None
     freed: bool = False  # it left its plan's slot (settled, or stopped for an operator)
+    plan_id: int | None = None
 
 
 def advance(target_id: int, azure: Azure | None = None, *, go_on: bool = True) -> Outcome:
@@ -137,11 +138,11 @@ def advance(target_id: int, azure: Azure | None = None, *, go_on: bool = True) -
     )
     azure = azure or preflight.gateway()
     if _STEPS.get(target.status) is None:
-        return Outcome(target.status)  # settled, or waiting for an operator
+        return Outcome(target.status, plan_id=target.plan_id)  # settled, or for an operator
     wait: float | None = None
     with working_on(target) as mine:
         if not mine:
-            return Outcome(target.status)  # another worker is on it right now
+            return Outcome(target.status, plan_id=target.plan_id)  # another worker is on it
         first = ""
         for _ in range(len(_STEPS)):
             target.refresh_from_db()  # as it is now that this worker holds it
@@ -163,11 +164,12 @@ def advance(target_id: int, azure: Azure | None = None, *, go_on: bool = True) -
                 break
     target.refresh_from_db()
     if target.status not in _WAITING:
-        return Outcome(target.status, freed=first in _WAITING or first == T.PENDING)
+        freed = first in _WAITING or first == T.PENDING
+        return Outcome(target.status, freed=freed, plan_id=target.plan_id)
     if wait is None:
-        return Outcome(target.status, settings.WAVEGATE_STEP_WAIT_SECONDS)
+        return Outcome(target.status, settings.WAVEGATE_STEP_WAIT_SECONDS, plan_id=target.plan_id)
     bounded = min(max(wait, settings.WAVEGATE_POLL_MIN_SECONDS), settings.WAVEGATE_POLL_MAX_SECONDS)
-    return Outcome(target.status, bounded)
+    return Outcome(target.status, bounded, plan_id=target.plan_id)
 
 
 _LOCKED_TARGETS = """

@@ -64,20 +64,27 @@ def dispatch(target_ids: Iterable[int], send: Send) -> int:
         return 0
     now = timezone.now()
     lost = now - datetime.timedelta(seconds=settings.WAVEGATE_STEP_GRACE_SECONDS)
-    rows = RolloutTarget.objects.filter(
-        Q(next_step_at__isnull=True) | Q(next_step_at__lt=lost), pk__in=wanted
-    ).values_list("pk", "next_step_at")
+    rows = dict(
+        RolloutTarget.objects.filter(
+            Q(next_step_at__isnull=True) | Q(next_step_at__lt=lost), pk__in=wanted
+        ).values_list("pk", "next_step_at")
+    )
+    new = [target_id for target_id, turn in rows.items() if turn is None]
+    if new:
+        # New turns; conditional, so that a step that scheduled its next one meanwhile wins
+        # and a cluster no longer in flight gets none.
+        RolloutTarget.objects.filter(
+            pk__in=new, next_step_at__isnull=True, status__in=_STEPPED
+        ).update(next_step_at=now)
+        given = set(
+            RolloutTarget.objects.filter(pk__in=new, next_step_at=now).values_list("pk", flat=True)
+        )
+        rows.update(dict.fromkeys(given, now))
     sent = 0
-    for target_id, turn in sorted(rows):
-        if turn is None:
-            # A new turn; conditional, so that a step that scheduled its next one meanwhile wins.
-            if not RolloutTarget.objects.filter(
-                pk=target_id, next_step_at__isnull=True, status__in=_STEPPED
-            ).update(next_step_at=now):
-                continue  # a step scheduled its next meanwhile, or it is no longer in flight
-            turn = now
-        send(target_id, turn.isoformat())
-        sent += 1
+    for target_id, turn in sorted(rows.items()):
+        if turn is not None:
+            send(target_id, turn.isoformat())
+            sent += 1
     return sent
 
 

@@ -11,7 +11,6 @@ from django.conf import settings
 from django.db import OperationalError
 
 from rollout import engine, notify, reconcile
-from rollout.models import RolloutTarget
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +48,13 @@ def advance_target(target_id: int, turn: str | None = None) -> str:
         reconcile.schedule(target_id, outcome.again_in, _send_later, lease)
         return outcome.status
     reconcile.release(target_id, lease)
-    if outcome.freed:
-        plan_id = RolloutTarget.objects.filter(pk=target_id).values_list("plan_id", flat=True)
+    if outcome.freed and outcome.plan_id is not None:
         try:
-            reconcile.reconcile_plan(plan_id[0], _send, wait=True)
+            reconcile.reconcile_plan(outcome.plan_id, _send, wait=True)
         except OperationalError:  # the plan stayed locked too long: beat's next tick does it
-            log.warning("reconciling plan %s after target %s: plan locked", plan_id[0], target_id)
+            log.warning(
+                "reconciling plan %s after target %s: plan locked", outcome.plan_id, target_id
+            )
     return outcome.status
 
 
