@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from aksim.generate import generate_fleet
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aksim", description=__doc__)
@@ -36,13 +38,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "generate":
-        from aksim.generate import generate_fleet
-
         if args.clusters < 1 or args.subscriptions < 1 or args.subscriptions > args.clusters:
             parser.error("need 1 <= --subscriptions <= --clusters")
         fleet = generate_fleet(args.clusters, args.subscriptions, args.seed, args.profile)
         args.output.write_text(fleet.to_json())
         return 0
+    # Imported here, not at the top, for the CLI's start-up: the server brings Starlette, uvicorn
+    # and cryptography (about 0.2 s), which `generate` and `--help` do not need.
     from aksim.server import serve as run_server
 
     if args.time_scale <= 0:

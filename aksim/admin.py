@@ -4,6 +4,7 @@ changes to the simulated world, and reset. Documented in aksim/README.md; no aut
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from starlette.routing import Route
 
 from aksim import aks
 from aksim.fleetfile import USER_RULE_KINDS, WARNING_REASONS
+from aksim.iptables import render_node
 from aksim.state import ClusterState, PutRecord, Simulator
 
 
@@ -33,8 +35,6 @@ def put_json(record: PutRecord) -> dict[str, Any]:
 
 def truth(sim: Simulator, state: ClusterState) -> dict[str, Any]:
     """What aksim knows about a cluster, for tests and benchmarks to compare Wavegate against."""
-    from aksim.iptables import render_node
-
     spec = state.spec
     refusal = aks.mode_change_refusal(
         spec,
@@ -188,8 +188,6 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
     if change.get("delete"):
         state.deleted = True
     if changed_etag:
-        import uuid
-
         state.etag = str(uuid.uuid4())
 
 

@@ -2,7 +2,7 @@
 
 A fleet file is JSON: subscriptions, and clusters with their node pools. Nodes are recipes
 (how many services kube-proxy programs, which user-installed rule kinds sit on which node, a
-seed), never rendered dumps: aksim renders a node's iptables on request (aksim/iptables.py).
+seed), never rendered dumps: aksim renders a node's iptables on request (aksim/iptables/).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 FORMAT = "aksim-fleet/1"
 
 # Kinds of user-installed iptables rules the generator can put on a node. Each kind renders
-# to a fixed set of rules (aksim/iptables.py); the generator's choice is the truth.
+# to a fixed set of rules (aksim/iptables/user_rules.py); the generator's choice is the truth.
 USER_RULE_KINDS = (
     "calico",
     "docker",

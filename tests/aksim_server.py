@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -52,8 +53,6 @@ class Aksim:
     process: Process
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
-        import ssl
-
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             f"{self.endpoint}/_aksim/{path}",

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+import urllib.error
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.policies import RetryPolicy
 
 from aksim.aks import IPTABLES_REFUSAL
-from tests.aksim.test_arm_sdk import StatusRecorder, eligible_clean, mode_update
+from tests.aksim.builders import eligible_clean, mode_update
+from tests.aksim.recorders import StatusRecorder
 
 
 def test_a_version_bump_and_a_tag_change_show_up_in_arm(aksim):
@@ -137,8 +139,6 @@ def test_a_stuck_operation_stays_in_progress_until_the_fault_is_cleared(aksim):
 
 
 def test_bad_admin_input_is_refused_with_a_message(aksim):
-    import urllib.error
-
     cluster = aksim.fleet.clusters[0]
     for path, body in (
         (f"clusters/{cluster.key}/change", {"userRules": {"no-such-node": ["docker"]}}),

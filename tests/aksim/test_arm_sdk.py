@@ -12,7 +12,6 @@ import pytest
 import yaml
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError
-from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.containerservice import models as cs_models
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 from kubernetes import client as k8s_client
@@ -21,20 +20,12 @@ from kubernetes import config as k8s_config
 from aksim.aks import IPTABLES_REFUSAL
 from aksim.fleetfile import Cluster
 from aksim.generate import _eligible
+from tests.aksim.builders import eligible_clean, mode_update
+from tests.aksim.recorders import StatusRecorder
 
 CLUSTERS_QUERY = (
     "resources | where type =~ 'microsoft.containerservice/managedclusters' | order by id asc"
 )
-
-
-def eligible_clean(c: Cluster) -> bool:
-    return (
-        _eligible(c)
-        and not c.user_rules
-        and c.acceleration_mode == "None"
-        and c.node_disruption_policy == "Allow"
-        and c.power_state == "Running"
-    )
 
 
 def test_it_lists_every_subscription(aksim):
@@ -232,15 +223,6 @@ def test_resource_graph_projects_paths_and_refuses_other_queries(aksim):
     assert refused.value.error.code == "BadRequest"
 
 
-def mode_update(client, cluster: Cluster, mode: str) -> tuple[cs_models.ManagedCluster, str]:
-    current = client.managed_clusters.get(cluster.resource_group, cluster.name)
-    network = current.properties.network_profile
-    network.advanced_networking = cs_models.AdvancedNetworking(
-        enabled=True, performance=cs_models.AdvancedNetworkingPerformance(acceleration_mode=mode)
-    )
-    return current, current.e_tag
-
-
 def test_enabling_an_eligible_cluster_runs_an_operation_to_bpfveth(aksim):
     cluster = aksim.one(eligible_clean, "eligible clean cluster")
     client = aksim.container_service(cluster.subscription_id, polling_interval=0.2)
@@ -368,18 +350,6 @@ def test_a_stale_etag_gets_412_and_a_second_put_gets_409(aksim):
         client.managed_clusters.begin_create_or_update(cluster.resource_group, cluster.name, body)
     assert busy.value.status_code == 409
     assert busy.value.error.code == "OperationNotAllowed"
-
-
-class StatusRecorder(SansIOHTTPPolicy):
-    """Sees every response, retries included (a per-retry policy)."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.lock = threading.Lock()
-
-    def on_response(self, request, response):
-        with self.lock:
-            self.statuses.append(response.http_response.status_code)
 
 
 def test_a_burst_of_reads_meets_429s_and_the_sdk_retries_through_them(aksim):

@@ -20,14 +20,14 @@ from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
 from aksim import kube, tls
-from aksim.fleetfile import Cluster, Fleet, Pool, Subscription
+from aksim.fleetfile import Fleet, Subscription
 from aksim.launch import serve_command, wait_ready
 from aksim.server import build_app
 from aksim.state import USER_RULES_LABEL, Simulator
+from tests.aksim.builders import SUBSCRIPTION, cluster, pool
 from tests.processes import Process, wait_until
 
 TENANT = "7e1f0c55-3f0e-4a4e-9a4e-2f3b1c9d0a11"
-SUBSCRIPTION = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 SYSTEM_NODES = ["aks-system-11111111-vmss000000", "aks-system-11111111-vmss000001"]
 USER_NODE = "aks-user-22222222-vmss000000"
 WINDOWS_NODE = "win000000"
@@ -35,60 +35,19 @@ LINUX_NODES = [*SYSTEM_NODES, USER_NODE]
 SCAN_NS = "wavegate-scan"
 
 
-def _pool(name: str, mode: str, os_type: str, sku: str, count: int, vmss: str) -> Pool:
-    return Pool(
-        name=name,
-        mode=mode,
-        os_type=os_type,
-        os_sku=sku,
-        count=count,
-        vm_size="Standard_D4s_v5",
-        node_image_version="AKSAzureLinux-V3gen2-202507.21.0",
-        orchestrator_version="1.33.2",
-        vmss_id=vmss,
-    )
-
-
-def _cluster(key: str, seed: int, **changes: object) -> Cluster:
-    fields: dict[str, object] = {
-        "key": key,
-        "subscription_id": SUBSCRIPTION,
-        "resource_group": "rg-test",
-        "name": f"aks-{key}",
-        "location": "westeurope",
-        "kubernetes_version": "1.33.2",
-        "network_plugin": "azure",
-        "network_plugin_mode": "overlay",
-        "network_dataplane": "cilium",
-        "network_policy": "cilium",
-        "acns": True,
-        "acceleration_mode": "None",
-        "tags": {},
-        "entra": False,
-        "private": False,
-        "maintenance": {},
-        "node_disruption_policy": "Allow",
-        "services": 3,
-        "seed": seed,
-        "pools": [_pool("system", "System", "Linux", "AzureLinux", 1, "44444444")],
-    }
-    fields.update(changes)
-    return Cluster(**fields)
-
-
 def make_fleet() -> Fleet:
-    cilium = _cluster(
+    cilium = cluster(
         "cilium",
         11,
         pools=[
-            _pool("system", "System", "Linux", "AzureLinux", 2, "11111111"),
-            _pool("user", "User", "Linux", "Ubuntu2404", 1, "22222222"),
-            _pool("win", "User", "Windows", "Windows2022", 1, "33333333"),
+            pool("system", "System", "Linux", "AzureLinux", 2, "11111111"),
+            pool("user", "User", "Linux", "Ubuntu2404", 1, "22222222"),
+            pool("win", "User", "Windows", "Windows2022", 1, "33333333"),
         ],
         user_rules={USER_NODE: ["docker"]},
     )
-    entra = _cluster("entra", 12, entra=True, network_dataplane="azure", network_policy=None)
-    kubenet = _cluster(
+    entra = cluster("entra", 12, entra=True, network_dataplane="azure", network_policy=None)
+    kubenet = cluster(
         "kubenet",
         13,
         network_plugin="kubenet",
@@ -98,7 +57,7 @@ def make_fleet() -> Fleet:
         acns=False,
         kubernetes_version="1.31.9",
     )
-    private = _cluster("private", 14, private=True)
+    private = cluster("private", 14, private=True)
     return Fleet(
         seed=1,
         profile="demo",
