@@ -1,4 +1,4 @@
-"""fleet/iptables.py on a 200,000-rule node: analyse() throughput and peak memory.
+"""preflight/iptables on a 200,000-rule node: analyse() throughput and peak memory.
 
 The dump is aksim's, the same on every run: a kube-proxy node with some 25,000 services (nearly
 all of its rules are KUBE-SVC-* / KUBE-SEP-* rules with comments) and every kind of user rule,
@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from aksim.fleetfile import USER_RULE_KINDS, Cluster, Pool  # noqa: E402
 from aksim.iptables import render_node  # noqa: E402
-from fleet.iptables import analyse  # noqa: E402
+from preflight.iptables import analyse  # noqa: E402
 
 RULES = 200_000
 SERVICES = 25_000  # enough kube-proxy rules to cut down to RULES

@@ -1,6 +1,6 @@
 """A fleet-wide preflight scan: 1,000 clusters x 10 Linux nodes against aksim.
 
-"Scan all eligible clusters" is pressed once (fleet/actions.request_fleet_scan); two real Celery
+"Scan all eligible clusters" is pressed once (preflight/actions.request_fleet_scan); two real Celery
 worker processes (thread pools) run the scans, each through the gateway's credentials, the Kubernetes
 client, a DaemonSet per cluster and its pods' logs, exactly as in production. Prints the wall
 time from the press to the last verdict, clusters and nodes per second, the verdicts, and the
@@ -127,10 +127,10 @@ def measure(worker_pids: list[int], aksim_pid: int) -> None:
     from django.contrib.auth.models import Group
     from django.db.models import Count
 
-    from fleet import actions
     from fleet.choices import SCAN_OPEN
     from fleet.models import Cluster, PreflightScan
     from fleet.sync import run_sync
+    from preflight import actions
 
     assert run_sync("command").status == "succeeded"
     user = get_user_model().objects.create_user("bench-operator")

@@ -252,9 +252,9 @@ def scan_everything(operator: Any) -> None:
     """Scan the whole fleet before the wave, so the wave reuses the scans (timed on its own)."""
     from django.db.models import Count
 
-    from fleet import actions
     from fleet.choices import SCAN_OPEN
     from fleet.models import Cluster, PreflightScan
+    from preflight import actions
 
     started = time.perf_counter()
     queued = actions.request_fleet_scan(acting_user=operator)

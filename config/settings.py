@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "audit",
     "health",
     "fleet",
+    "preflight",
     "rollout",
 ]
 
@@ -279,6 +280,14 @@ WAVEGATE_SCAN_POLL_SECONDS = env.float("WAVEGATE_SCAN_POLL_SECONDS", default=2.0
 WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS = env.float(
     "WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS", default=20.0
 )
+# One scan's time limit: its deadline for the pods, plus the Kubernetes API calls around it
+# (nodes, namespace, DaemonSet, pods, logs, clean-up), each up to its own time limit. A task
+# that runs a scan (a scan task, a rollout step) is warned after this long and killed a minute
+# later; a scan still running then was left by a worker that died, and beat ends it as an error.
+WAVEGATE_SCAN_TIME_LIMIT_SECONDS = env.int(
+    "WAVEGATE_SCAN_TIME_LIMIT_SECONDS",
+    default=int(WAVEGATE_SCAN_DEADLINE_SECONDS + 6 * WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS),
+)
 # A rollout reuses a cluster's preflight scan younger than this, else scans it again first.
 WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES = env.int("WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES", default=60)
 # Clusters scanned at once by "Scan all eligible clusters".
@@ -301,12 +310,10 @@ WAVEGATE_SOAK_CHECK_SECONDS = env.float("WAVEGATE_SOAK_CHECK_SECONDS", default=6
 # A cluster's queued step this long overdue is taken as lost (its worker died holding it) and
 # the reconciler sends another; a late one that still arrives finds nothing due and ends.
 WAVEGATE_STEP_GRACE_SECONDS = env.float("WAVEGATE_STEP_GRACE_SECONDS", default=20.0)
-# One engine step's time limit: it may run a fresh preflight scan inline, which waits up to its
-# deadline. Where the database has no advisory locks (the demo's SQLite), a running step holds
-# its cluster by a lease this long, so that no second step is sent meanwhile.
-WAVEGATE_STEP_TIME_LIMIT_SECONDS = int(
-    WAVEGATE_SCAN_DEADLINE_SECONDS + 6 * WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS + 60
-)
+# One engine step's time limit: it may run a fresh preflight scan inline, so it is a scan's,
+# and the minute after it. Where the database has no advisory locks (the demo's SQLite), a
+# running step holds its cluster by a lease this long, so that no second step is sent meanwhile.
+WAVEGATE_STEP_TIME_LIMIT_SECONDS = WAVEGATE_SCAN_TIME_LIMIT_SECONDS + 60
 # How long a cluster waits before its next step when nothing says otherwise (a window closed,
 # nodes not settled, Azure busy), and the bounds put on Azure's Retry-After.
 WAVEGATE_STEP_WAIT_SECONDS = env.float("WAVEGATE_STEP_WAIT_SECONDS", default=5.0)

@@ -6,6 +6,7 @@ from health.views import healthz
 
 urlpatterns = [
     path("", include("fleet.urls")),
+    path("", include("preflight.urls")),
     path("plans/", include("rollout.urls")),
     path("audit/", include("audit.urls")),
     path("accounts/", include("accounts.urls")),

@@ -8,9 +8,3 @@ can_view_fleet = Rule("fleet.view_fleet", "Seeing the fleet needs a Wavegate rol
 can_sync_inventory = Rule(
     "fleet.sync_inventory", "Starting an inventory sync needs the operator or admin role."
 )
-can_scan_clusters = Rule(
-    "fleet.scan_clusters", "Starting preflight scans needs the operator or admin role."
-)
-can_manage_iptables_owners = Rule(
-    "fleet.manage_iptables_owners", "Changing the accepted iptables owners needs the admin role."
-)

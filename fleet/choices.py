@@ -33,3 +33,18 @@ class ScanStatus(models.TextChoices):
 
 # A scan in one of these states has not ended yet.
 SCAN_OPEN = (ScanStatus.QUEUED, ScanStatus.RUNNING)
+
+
+class FleetEvent(models.TextChoices):
+    """The fleet app's audit actions: inventory syncs and what they found."""
+
+    SYNC_REQUESTED = "inventory.sync_requested", "Inventory sync requested"
+    SYNC_STARTED = "inventory.sync_started", "Inventory sync started"
+    SYNC_FINISHED = "inventory.sync_finished", "Inventory sync finished"
+    SYNC_FAILED = "inventory.sync_failed", "Inventory sync failed"
+    SUBSCRIPTION_DISCOVERED = "subscription.discovered", "Subscription discovered"
+    SUBSCRIPTION_CHANGED = "subscription.changed", "Subscription changed"
+    SUBSCRIPTION_REMOVED = "subscription.removed", "Subscription removed"
+    CLUSTER_DISCOVERED = "cluster.discovered", "Cluster discovered"
+    CLUSTER_CHANGED = "cluster.changed", "Cluster changed"
+    CLUSTER_REMOVED = "cluster.removed", "Cluster removed"

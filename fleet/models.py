@@ -257,7 +257,7 @@ class ScanFinding(models.Model):
 
 
 class AcceptedOwner(models.Model):
-    """An administrator's extension of the iptables owner table (fleet/iptables.py OWNERS):
+    """An administrator's extension of the iptables owner table (preflight/iptables OWNERS):
     rules it matches count as owned, not user-installed. Adding and retiring one is audited."""
 
     name = models.CharField(max_length=100)

@@ -1,5 +1,5 @@
 """What a cluster's nodes say after its acceleration mode changed: read through its Kubernetes
-API, the same way the preflight scan connects.
+API (fleet/kubernetes.py), the same way the preflight scan connects.
 
 `check_nodes` reads the Linux nodes (Ready, the `kubernetes.azure.com/ebpf-host-routing` label),
 AKS's Cilium agents (`k8s-app=cilium` in kube-system, one ready pod per Linux node) and the
@@ -19,7 +19,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from fleet.kube import ScanFailed, connect, explain, list_all
+from fleet.kubernetes import CannotConnect, connect, explain, list_all
 
 EBPF_LABEL = "kubernetes.azure.com/ebpf-host-routing"
 WARNING_REASONS = ("UnexpectedIPTablesRules", "BlockedIPTablesRule")
@@ -110,7 +110,7 @@ def check_nodes(
     warnings last seen before `warnings_since` are left out (None: no warnings are read)."""
     try:
         api = connect(kubeconfig, token)
-    except ScanFailed as exc:
+    except CannotConnect as exc:
         return NodeCheck(error=str(exc))
     try:
         return _check(api, goal, warnings_since, timeout)

@@ -22,7 +22,7 @@ from django.utils import timezone
 import audit
 from config.bulk import insert_rows
 from fleet.azure import Azure, AzureError, ClusterInfo, SubscriptionInfo
-from fleet.choices import SyncStatus, SyncTrigger
+from fleet.choices import FleetEvent, SyncStatus, SyncTrigger
 from fleet.eligibility import blockers
 from fleet.models import Cluster, NodePool, Subscription, SyncRun
 
@@ -101,7 +101,7 @@ def begin_run(trigger: str, requested_by: Any = None) -> SyncRun:
                 status=SyncStatus.RUNNING,
             )
             audit.record(
-                "inventory.sync_started",
+                FleetEvent.SYNC_STARTED,
                 acting_user=requested_by,
                 obj=run,
                 after={"trigger": trigger},
@@ -113,6 +113,7 @@ def begin_run(trigger: str, requested_by: Any = None) -> SyncRun:
     return run
 
 
+@transaction.atomic
 def finish_run(
     run: SyncRun, status: str, *, counts: dict[str, Any] | None = None, error: str = ""
 ) -> None:
@@ -122,7 +123,7 @@ def finish_run(
     run.error = error
     run.save(update_fields=["status", "finished_at", "counts", "error"])
     audit.record(
-        "inventory.sync_finished" if status == SyncStatus.SUCCEEDED else "inventory.sync_failed",
+        FleetEvent.SYNC_FINISHED if status == SyncStatus.SUCCEEDED else FleetEvent.SYNC_FAILED,
         obj=run,
         after={"status": status, "counts": run.counts, "error": error},
     )
@@ -286,7 +287,7 @@ def _sync_subscriptions(
             known[sub.subscription_id] = sub
             events.append(
                 audit.Entry(
-                    "subscription.discovered",
+                    FleetEvent.SUBSCRIPTION_DISCOVERED,
                     "fleet.subscription",
                     str(sub.pk),
                     sub.name,
@@ -302,7 +303,7 @@ def _sync_subscriptions(
             sub.save()
             events.append(
                 audit.Entry(
-                    "subscription.changed",
+                    FleetEvent.SUBSCRIPTION_CHANGED,
                     "fleet.subscription",
                     str(sub.pk),
                     sub.name,
@@ -315,7 +316,9 @@ def _sync_subscriptions(
             sub.removed_at = now
             sub.save(update_fields=["removed_at"])
             events.append(
-                audit.Entry("subscription.removed", "fleet.subscription", str(sub.pk), sub.name)
+                audit.Entry(
+                    FleetEvent.SUBSCRIPTION_REMOVED, "fleet.subscription", str(sub.pk), sub.name
+                )
             )
     return known
 
@@ -383,7 +386,7 @@ def apply(fetched: Fetched) -> Outcome:
         outcome.changed += 1
         events.append(
             audit.Entry(
-                "cluster.discovered" if reappeared else "cluster.changed",
+                FleetEvent.CLUSTER_DISCOVERED if reappeared else FleetEvent.CLUSTER_CHANGED,
                 "fleet.cluster",
                 str(row["id"]),
                 info.name,
@@ -400,7 +403,7 @@ def apply(fetched: Fetched) -> Outcome:
     for row in gone:
         events.append(
             audit.Entry(
-                "cluster.removed",
+                FleetEvent.CLUSTER_REMOVED,
                 "fleet.cluster",
                 str(row["id"]),
                 row["name"],
@@ -429,7 +432,7 @@ def apply(fetched: Fetched) -> Outcome:
         for cluster, info in new_clusters:
             events.append(
                 audit.Entry(
-                    "cluster.discovered",
+                    FleetEvent.CLUSTER_DISCOVERED,
                     "fleet.cluster",
                     str(created[cluster.arm_id]),
                     info.name,

@@ -9,17 +9,4 @@ urlpatterns = [
     path("sync/status/", views.sync_status, name="sync_status"),
     path("clusters/", views.cluster_list, name="clusters"),
     path("clusters/<int:pk>/", views.cluster_detail, name="cluster"),
-    path("clusters/<int:pk>/scan/", views.cluster_scan, name="cluster_scan"),
-    path("clusters/<int:pk>/preflight/", views.cluster_preflight, name="cluster_preflight"),
-    path(
-        "clusters/<int:pk>/preflight/<int:scan_id>.txt",
-        views.scan_findings,
-        name="scan_findings",
-    ),
-    path("blockers/", views.blockers, name="blockers"),
-    path("blockers/scan-all/", views.scan_all, name="scan_all"),
-    path("blockers/progress/", views.scan_progress, name="scan_progress"),
-    path("blockers/owners/", views.owners, name="owners"),
-    path("blockers/owners/add/", views.owner_add, name="owner_add"),
-    path("blockers/owners/<int:pk>/retire/", views.owner_retire, name="owner_retire"),
 ]

@@ -1,4 +1,5 @@
-"""Operator actions on the fleet: each checks permission, records its audit event and sends
+"""Preflight actions: queue scans ("Scan now", "Scan all eligible clusters") and extend or
+retire the accepted iptables owners. Each checks permission, records its audit event and sends
 follow-up work once the transaction commits."""
 
 from __future__ import annotations
@@ -6,33 +7,26 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from celery import Signature, current_app
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 import audit
-from fleet import access, iptables
-from fleet.choices import SCAN_OPEN, SyncStatus, SyncTrigger
-from fleet.models import AcceptedOwner, Cluster, PreflightScan, SyncRun
+from fleet.choices import SCAN_OPEN
+from fleet.models import AcceptedOwner, Cluster, PreflightScan
+from preflight import access, iptables
+from preflight.choices import PreflightEvent
 
 
 class ActionRefused(Exception):
     """The action cannot be done now; the message says why and what to do."""
 
 
-@transaction.atomic
-def request_sync(*, acting_user: Any) -> None:
-    """Queue an inventory sync now ("Sync now")."""
-    if not access.can_sync_inventory(acting_user):
-        raise PermissionDenied(access.can_sync_inventory.refusal)
-    if SyncRun.objects.filter(status=SyncStatus.RUNNING).exists():
-        raise ActionRefused("An inventory sync is already running; its result will show here.")
-    audit.record("inventory.sync_requested", acting_user=acting_user)
-
-    from fleet.tasks import sync_inventory
-
-    transaction.on_commit(lambda: sync_inventory.delay(SyncTrigger.BUTTON, acting_user.pk))
+def _send(task: str, *args: Any) -> Signature[Any]:
+    """A task of preflight/tasks.py, by name: actions sit below the tasks that call them."""
+    return current_app.signature(task, args=args)
 
 
 @transaction.atomic
@@ -48,12 +42,9 @@ def request_scan(cluster: Cluster, *, acting_user: Any) -> PreflightScan:
         cluster=cluster, requested_by=acting_user, queued_at=timezone.now()
     )
     audit.record(
-        "preflight.scan_requested", acting_user=acting_user, obj=cluster, after={"scan": scan.pk}
+        PreflightEvent.SCAN_REQUESTED, acting_user=acting_user, obj=cluster, after={"scan": scan.pk}
     )
-
-    from fleet.tasks import scan_cluster
-
-    transaction.on_commit(lambda: scan_cluster.delay(scan.pk))
+    transaction.on_commit(_send("fleet.scan_cluster", scan.pk).delay)
     return scan
 
 
@@ -80,15 +71,13 @@ def request_fleet_scan(*, acting_user: Any) -> int:
         batch_size=1000,
     )
     audit.record(
-        "preflight.fleet_scan_requested",
+        PreflightEvent.FLEET_SCAN_REQUESTED,
         acting_user=acting_user,
         object_type="fleet",
         after={"clusters": len(clusters), "concurrency": settings.WAVEGATE_SCAN_CONCURRENCY},
     )
-
-    from fleet.tasks import scan_next
-
     chains = min(len(clusters), max(1, settings.WAVEGATE_SCAN_CONCURRENCY))
+    scan_next = _send("fleet.scan_next")
     transaction.on_commit(lambda: [scan_next.delay() for _ in range(chains)])
     return len(clusters)
 
@@ -162,7 +151,7 @@ def add_accepted_owner(
         added_at=timezone.now(),
     )
     audit.record(
-        "iptables.owner_added", acting_user=acting_user, obj=owner, after=_owner_fields(owner)
+        PreflightEvent.OWNER_ADDED, acting_user=acting_user, obj=owner, after=_owner_fields(owner)
     )
     return owner
 
@@ -183,7 +172,7 @@ def retire_accepted_owner(owner: AcceptedOwner, *, reason: str, acting_user: Any
         raise ActionRefused(f"{owner.name} is already retired.")
     owner.retired_at = now
     audit.record(
-        "iptables.owner_retired",
+        PreflightEvent.OWNER_RETIRED,
         acting_user=acting_user,
         obj=owner,
         before=_owner_fields(owner),

@@ -4,18 +4,16 @@
 (Pod Security Admission `privileged`) and a short-lived privileged DaemonSet whose pod on each
 node runs the host's own `iptables-save` / `ip6tables-save` through `nsenter -t 1 -m -n` and
 prints them framed; it waits, with a deadline, until every node's pod has printed, reads the
-logs, analyses each dump with fleet/iptables.py, and always deletes what it created.
+logs, analyses each dump with preflight/iptables, and always deletes what it created.
 
 No Django here: the caller passes the kubeconfig (from the Azure gateway), the owner table and
-the settings, and stores the `Outcome`. A node whose pod never printed makes the scan
-`incomplete`, naming the node; a scan is `clean` only when every Linux node was read and
-nothing blocks.
+the settings, and stores the `Outcome`; the client comes from fleet/kubernetes.py. A node whose
+pod never printed makes the scan `incomplete`, naming the node; a scan is `clean` only when
+every Linux node was read and nothing blocks.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import re
 import time
@@ -25,10 +23,10 @@ from typing import Any
 
 import urllib3
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
-from fleet import iptables
+from fleet.kubernetes import CannotConnect, connect, explain, list_all
+from preflight import iptables
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +63,6 @@ _FRAME = re.compile(
     r"(?:family=(?P<family>ipv4|ipv6) (?:(?P<begin>begin)|end rc=(?P<rc>-?\d+))|(?P<done>done))"
 )
 FAMILIES = ("ipv4", "ipv6")
-
-
-class ScanFailed(Exception):
-    """The scan could not run: the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -219,67 +213,6 @@ def daemonset_body(name: str, image: str) -> dict[str, Any]:
 # --- talking to the cluster ------------------------------------------------------------------
 
 
-def connect(kubeconfig: dict[str, Any], token: Callable[[], str] | None = None) -> k8s.ApiClient:
-    """An API client from the cluster's user kubeconfig. Entra ID clusters' kubeconfigs run
-    kubelogin; Wavegate uses a token from its own Azure credential instead (`token`)."""
-    config = copy.deepcopy(kubeconfig)
-    for user in config.get("users") or []:
-        entry = user.get("user") or {}
-        if "exec" in entry or "auth-provider" in entry:
-            if token is None:
-                raise ScanFailed("The cluster's kubeconfig needs kubelogin and no token was given.")
-            user["user"] = {"token": token()}
-    configuration = k8s.Configuration()
-    try:
-        k8s_config.load_kube_config_from_dict(
-            config, client_configuration=configuration, persist_config=False
-        )
-    except (k8s_config.ConfigException, KeyError, TypeError, ValueError) as exc:
-        raise ScanFailed(f"The cluster's kubeconfig is not usable: {exc}") from exc
-    # One quick retry on connect errors; a read that timed out is not retried.
-    configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0)
-    return k8s.ApiClient(configuration)
-
-
-def _status_message(exc: ApiException) -> str:
-    try:
-        body = json.loads(exc.body or "")
-        return str(body.get("message") or exc.reason)
-    except (ValueError, AttributeError):
-        return str(exc.reason or exc)
-
-
-def explain(exc: Exception, what: str) -> str:
-    """A Kubernetes or network failure in words an operator can act on."""
-    if isinstance(exc, ApiException):
-        message = _status_message(exc)
-        if exc.status == 401:
-            return (
-                f"{what}: the API server did not accept Wavegate's credentials ({message}). "
-                "Check that Wavegate's identity may list the cluster's user credentials and, on "
-                "Entra ID clusters, holds an Azure Kubernetes Service RBAC role."
-            )
-        if exc.status == 403 and "admission webhook" in message:
-            return (
-                f"{what}: an admission policy denied the scan ({message}). Exempt the "
-                "namespaces labelled wavegate.io/scan=iptables from that policy (for Azure "
-                "Policy, add them to the assignment's excludedNamespaces), then scan again."
-            )
-        if exc.status == 403:
-            return (
-                f"{what}: forbidden ({message}). Wavegate's identity needs to create namespaces "
-                "and DaemonSets and read pods and their logs (e.g. Azure Kubernetes Service "
-                "RBAC Cluster Admin)."
-            )
-        if exc.status == 0:
-            return f"{what}: {exc.reason}"
-        return f"{what}: the API server answered {exc.status} ({message})."
-    if isinstance(exc, urllib3.exceptions.MaxRetryError | urllib3.exceptions.HTTPError):
-        reason = getattr(exc, "reason", None) or exc
-        return f"{what}: could not reach the API server ({reason})."
-    return f"{what}: {exc}"
-
-
 def _pinned_node(pod: dict[str, Any]) -> str | None:
     """The node a DaemonSet pod is for: spec.nodeName once scheduled, else the node its
     required affinity names (the DaemonSet controller pins each pod that way)."""
@@ -317,20 +250,6 @@ def _waiting_reason(pod: dict[str, Any]) -> str:
     return f"its scan pod is {status.get('phase') or 'Unknown'}"
 
 
-def list_all(call: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
-    """Every item of a list call, page by page, as plain JSON: the client's models cost more
-    to build than the whole scan spends elsewhere, and only a few fields are read."""
-    items: list[dict[str, Any]] = []
-    token = None
-    while True:
-        answer = call(limit=500, _continue=token, _preload_content=False, **kwargs)
-        page = json.loads(answer.data)
-        items.extend(page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return items
-
-
 def _labelled_nodes(api: k8s.ApiClient, timeout: float) -> list[str]:
     """Nodes whose CiliumNode carries AKS's own user-iptables-rules=true label (AKS sets it on
     Cilium clusters); none where the CRD is absent."""
@@ -365,7 +284,7 @@ def scan(
     owners = tuple(owners)
     try:
         api = connect(kubeconfig, token)
-    except ScanFailed as exc:
+    except CannotConnect as exc:
         return Outcome("error", str(exc))
     try:
         return _scan(api, name, settings, owners, private, sleep)

@@ -1,13 +1,13 @@
-"""Preflight scans as Wavegate records them: claim a queued scan, run fleet/kube.py's scan with
-the cluster's credentials from the Azure gateway, store the outcome and its findings, and
-audit the start and the end. The Celery tasks in fleet/tasks.py call `run_scan` and
-`run_next_queued`; the actions in fleet/actions.py queue scans."""
+"""Preflight scans as Wavegate records them: claim a queued scan, run preflight/scanner.py's scan
+with the cluster's credentials from the Azure gateway, store the outcome and its findings, and
+audit the start and the end. The Celery tasks in preflight/tasks.py call `run_scan` and
+`next_queued`; the actions in preflight/actions.py queue scans; a rollout asks
+`scan_for_rollout` for the scan it judges a cluster by."""
 
 from __future__ import annotations
 
 import datetime
 import logging
-import threading
 from typing import Any
 
 from django.conf import settings
@@ -15,10 +15,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 import audit
-from fleet import iptables, kube
-from fleet.azure import Azure, AzureError
-from fleet.choices import ScanStatus
+from fleet.azure import Azure, AzureError, gateway
+from fleet.choices import SCAN_OPEN, ScanStatus
 from fleet.models import AcceptedOwner, Cluster, PreflightScan, ScanFinding
+from preflight import iptables, scanner
+from preflight.choices import PreflightEvent
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,11 @@ def owners() -> tuple[iptables.Owner, ...]:
     return (*iptables.OWNERS, *extra)
 
 
-def scan_settings() -> kube.Settings:
+def scan_settings() -> scanner.Settings:
     image = settings.WAVEGATE_SCAN_IMAGE
     if settings.WAVEGATE_SCAN_IMAGE_DIGEST:
         image = f"{image.split('@')[0]}@{settings.WAVEGATE_SCAN_IMAGE_DIGEST}"
-    return kube.Settings(
+    return scanner.Settings(
         image=image,
         deadline_seconds=settings.WAVEGATE_SCAN_DEADLINE_SECONDS,
         poll_seconds=settings.WAVEGATE_SCAN_POLL_SECONDS,
@@ -68,7 +69,7 @@ def claim(scan_id: int) -> PreflightScan | None:
             return None
         scan = PreflightScan.objects.select_related("cluster__subscription").get(pk=scan_id)
         audit.record(
-            "preflight.scan_started",
+            PreflightEvent.SCAN_STARTED,
             acting_user=scan.requested_by,
             obj=scan.cluster,
             after={"scan": scan.pk},
@@ -86,21 +87,6 @@ def next_queued() -> int | None:
     return query.values_list("pk", flat=True).first()
 
 
-_gateways: dict[tuple[Any, ...], Azure] = {}
-_gateways_lock = threading.Lock()
-
-
-def gateway() -> Azure:
-    """This process's Azure gateway for scans, shared by its threads: one connection pool to
-    ARM instead of a TLS handshake per scanned cluster."""
-    key = (settings.AZURE_ARM_ENDPOINT, settings.AZURE_CA_BUNDLE, settings.AZURE_CREDENTIAL)
-    with _gateways_lock:
-        found = _gateways.get(key)
-        if found is None:
-            found = _gateways[key] = Azure()
-        return found
-
-
 def run_scan(scan_id: int, azure: Azure | None = None) -> PreflightScan | None:
     """Claim and run one scan; None if it was not queued. Never raises for the cluster's or
     Azure's answers: the scan ends as error with the reason."""
@@ -112,15 +98,15 @@ def run_scan(scan_id: int, azure: Azure | None = None) -> PreflightScan | None:
         outcome = _scan_cluster(azure or gateway(), cluster, scan.pk)
     except Exception as exc:  # a bug must not leave the scan running forever
         log.exception("scan %s of %s failed", scan.pk, cluster.name)
-        outcome = kube.Outcome(
+        outcome = scanner.Outcome(
             "error", f"Wavegate failed while scanning ({type(exc).__name__}: {exc})."
         )
     return finish(scan, outcome)
 
 
-def _scan_cluster(azure: Azure, cluster: Cluster, scan_id: int) -> kube.Outcome:
+def _scan_cluster(azure: Azure, cluster: Cluster, scan_id: int) -> scanner.Outcome:
     if cluster.power_state == "Stopped":
-        return kube.Outcome(
+        return scanner.Outcome(
             "incomplete",
             "The cluster is stopped: it has no API server and no nodes to read. Start it "
             "(az aks start) and scan again.",
@@ -130,10 +116,10 @@ def _scan_cluster(azure: Azure, cluster: Cluster, scan_id: int) -> kube.Outcome:
             cluster.subscription.subscription_id, cluster.resource_group, cluster.name
         )
     except AzureError as exc:
-        return kube.Outcome("error", str(exc))
-    return kube.scan(
+        return scanner.Outcome("error", str(exc))
+    return scanner.scan(
         config,
-        name=kube.unique_name(scan_id),
+        name=scanner.unique_name(scan_id),
         settings=scan_settings(),
         owners=owners(),
         token=azure.kubernetes_token,
@@ -141,7 +127,38 @@ def _scan_cluster(azure: Azure, cluster: Cluster, scan_id: int) -> kube.Outcome:
     )
 
 
-def finish(scan: PreflightScan, outcome: kube.Outcome) -> PreflightScan:
+def scan_for_rollout(cluster: Cluster, *, requested_by: Any, azure: Azure) -> PreflightScan | None:
+    """The scan a rollout judges `cluster` by, right before it changes it; None while a scan of
+    it is under way (its result will do) or when a fresh one could not finish now.
+
+    A scan left queued is run here first: its task (or its rollout step) was lost with a
+    worker, and its claim is conditional, so it runs once whoever gets there first. Then the
+    latest scan that finished within WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES is reused, unless it
+    ended in error; else a fresh scan is made and run now, for `requested_by`.
+    """
+    queued = PreflightScan.objects.filter(cluster=cluster, status=ScanStatus.QUEUED).first()
+    if queued is not None:
+        run_scan(queued.pk, azure)
+    if PreflightScan.objects.filter(cluster=cluster, status__in=SCAN_OPEN).exists():
+        return None
+    max_age = datetime.timedelta(minutes=settings.WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES)
+    scan = (
+        PreflightScan.objects.filter(cluster=cluster, finished_at__gte=timezone.now() - max_age)
+        # A scan that failed (a worker died under it, the API answered oddly) says nothing
+        # about the cluster: scan again; a fresh scan's own error does block the cluster.
+        .exclude(status=ScanStatus.ERROR)
+        .order_by("-finished_at")
+        .first()
+    )
+    if scan is not None:
+        return scan
+    fresh = PreflightScan.objects.create(
+        cluster=cluster, requested_by=requested_by, queued_at=timezone.now()
+    )
+    return run_scan(fresh.pk, azure)
+
+
+def finish(scan: PreflightScan, outcome: scanner.Outcome) -> PreflightScan:
     """Record how a running scan ended, once: a scan already finished (by the reconciler, say)
     is left as it is."""
     message = " ".join(m for m in (outcome.message, outcome.cleanup_error) if m)
@@ -180,7 +197,7 @@ def finish(scan: PreflightScan, outcome: kube.Outcome) -> PreflightScan:
             latest_scan=scan, preflight=outcome.status
         )
         audit.record(
-            "preflight.scan_finished",
+            PreflightEvent.SCAN_FINISHED,
             acting_user=scan.requested_by,
             obj=scan.cluster,
             after=summary(scan, outcome),
@@ -188,7 +205,7 @@ def finish(scan: PreflightScan, outcome: kube.Outcome) -> PreflightScan:
     return scan
 
 
-def summary(scan: PreflightScan, outcome: kube.Outcome) -> dict[str, Any]:
+def summary(scan: PreflightScan, outcome: scanner.Outcome) -> dict[str, Any]:
     origins: dict[str, int] = {}
     for f in outcome.findings:
         origins[f.finding.origin] = origins.get(f.finding.origin, 0) + 1
@@ -208,16 +225,16 @@ def summary(scan: PreflightScan, outcome: kube.Outcome) -> dict[str, Any]:
 def expire_abandoned() -> int:
     """Scans left running by a worker that died end as error, so the cluster can be scanned
     again. Returns how many."""
-    limit = (
-        settings.WAVEGATE_SCAN_DEADLINE_SECONDS + 4 * settings.WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS
-    )
-    cutoff = timezone.now() - datetime.timedelta(seconds=limit + 60)
+    # By then the task that ran it was killed at its hard time limit (preflight/tasks.py, and
+    # a rollout step's, which may run a scan inline: rollout/tasks.py).
+    limit = settings.WAVEGATE_SCAN_TIME_LIMIT_SECONDS + 60
+    cutoff = timezone.now() - datetime.timedelta(seconds=limit)
     expired = 0
     for scan in PreflightScan.objects.filter(status=ScanStatus.RUNNING, started_at__lt=cutoff):
-        outcome = kube.Outcome(
+        outcome = scanner.Outcome(
             "error",
             "The worker running this scan stopped before it finished. Scan again; if the "
-            f"namespace {kube.unique_name(scan.pk)} is still on the cluster, delete it.",
+            f"namespace {scanner.unique_name(scan.pk)} is still on the cluster, delete it.",
         )
         if finish(scan, outcome).status == ScanStatus.ERROR:
             expired += 1

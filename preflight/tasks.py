@@ -1,38 +1,28 @@
-"""Fleet tasks: the inventory sync (beat and "Sync now") and the preflight scans."""
+"""Preflight tasks: one cluster's scan ("Scan now"), the chains that work through "Scan all
+eligible clusters", and beat's end of scans whose worker died.
+
+The tasks keep the names they had when they lived in fleet ("fleet.scan_cluster", ...): the
+scan queue's routes and beat's schedule in config/settings.py name them, and so may messages
+still waiting in Redis.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
-
 from celery import shared_task
 from django.conf import settings
-from django.contrib.auth import get_user_model
 
-from fleet.choices import SyncTrigger
-from fleet.preflight import expire_abandoned, next_queued, run_scan
-from fleet.sync import SyncAlreadyRunning, run_sync
+from preflight.scans import expire_abandoned, next_queued, run_scan
 
-
-@shared_task(name="fleet.sync_inventory", ignore_result=True, soft_time_limit=1800, time_limit=1900)
-def sync_inventory(trigger: str = SyncTrigger.SCHEDULE, requested_by_id: int | None = None) -> Any:
-    user = get_user_model().objects.filter(pk=requested_by_id).first() if requested_by_id else None
-    # A sync already running will have the same result: nothing to do twice.
-    with contextlib.suppress(SyncAlreadyRunning):
-        run_sync(trigger, requested_by=user)
-
-
-# A scan waits up to its deadline for the pods, plus a few API calls: give the task room.
-_SCAN_LIMIT = int(
-    settings.WAVEGATE_SCAN_DEADLINE_SECONDS + 6 * settings.WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS
-)
+# A scan is warned at its time limit and killed a minute later (the time to record its end).
+_SOFT_LIMIT = settings.WAVEGATE_SCAN_TIME_LIMIT_SECONDS
+_HARD_LIMIT = settings.WAVEGATE_SCAN_TIME_LIMIT_SECONDS + 60
 
 
 @shared_task(
     name="fleet.scan_cluster",
     ignore_result=True,
-    soft_time_limit=_SCAN_LIMIT,
-    time_limit=_SCAN_LIMIT + 60,
+    soft_time_limit=_SOFT_LIMIT,
+    time_limit=_HARD_LIMIT,
 )
 def scan_cluster(scan_id: int) -> None:
     """Run one queued preflight scan ("Scan now" on a cluster's page)."""
@@ -42,8 +32,8 @@ def scan_cluster(scan_id: int) -> None:
 @shared_task(
     name="fleet.scan_next",
     ignore_result=True,
-    soft_time_limit=_SCAN_LIMIT,
-    time_limit=_SCAN_LIMIT + 60,
+    soft_time_limit=_SOFT_LIMIT,
+    time_limit=_HARD_LIMIT,
 )
 def scan_next() -> None:
     """Run the oldest queued scan, then queue itself again while scans wait: "scan all" starts

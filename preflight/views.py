@@ -1,5 +1,6 @@
-"""Fleet pages: the overview, the cluster list, one cluster with its preflight, the fleet's
-preflight blockers, the iptables owner table, and the buttons that start syncs and scans."""
+"""Preflight pages: a cluster's preflight section (which the cluster's page includes and polls)
+with its "Scan now" button and the scan's text download, the fleet's blockers with "Scan all
+eligible clusters", and the iptables owner table administrators extend."""
 
 from __future__ import annotations
 
@@ -14,97 +15,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.access import requires
-from audit import access as audit_access
-from fleet import access, actions, inventory, iptables, maintenance
-from fleet.choices import SyncStatus
-from fleet.forms import (
-    PER_PAGE,
-    PER_PAGE_CHOICES,
-    AcceptedOwnerForm,
-    ClusterFilter,
-    RetireOwnerForm,
-)
+from fleet.access import can_view_fleet
 from fleet.models import AcceptedOwner, Cluster, PreflightScan
+from preflight import access, actions, blockers, iptables
+from preflight.forms import AcceptedOwnerForm, RetireOwnerForm
 
 BLOCKERS_PER_PAGE = 50
-
-
-def _sync_panel(request: HttpRequest) -> dict[str, Any]:
-    syncs = inventory.recent_syncs()
-    return {
-        "syncs": syncs,
-        "latest": syncs[0] if syncs else None,
-        "running": next((s for s in syncs if s.status == SyncStatus.RUNNING), None),
-        "can_sync": access.can_sync_inventory(request.user),
-    }
-
-
-@require_safe
-@requires(access.can_view_fleet)
-def overview(request: HttpRequest) -> HttpResponse:
-    context = {
-        "counts": inventory.fleet_counts(),
-        "sync_minutes": settings.WAVEGATE_SYNC_MINUTES,
-        **_sync_panel(request),
-    }
-    return render(request, "fleet/overview.html", context)
-
-
-@require_safe
-@requires(access.can_view_fleet)
-def sync_status(request: HttpRequest) -> HttpResponse:
-    """The overview's sync panel alone, which the page polls while a sync runs."""
-    context = {**_sync_panel(request), "polling": request.GET.get("polling") == "1"}
-    return render(request, "fleet/_sync_status.html", context)
-
-
-@require_POST
-@requires(access.can_sync_inventory)
-def sync(request: HttpRequest) -> HttpResponse:
-    try:
-        actions.request_sync(acting_user=request.user)
-    except (actions.ActionRefused, PermissionDenied) as refusal:
-        messages.error(request, str(refusal))
-    else:
-        messages.success(request, "Sync queued: it shows below once a worker starts it.")
-    return redirect("fleet:overview")
-
-
-@require_safe
-@requires(access.can_view_fleet)
-def cluster_list(request: HttpRequest) -> HttpResponse:
-    form = ClusterFilter(request.GET, choices=inventory.filter_choices())
-    clusters = inventory.list_clusters(form.query())
-    page = Paginator(clusters, form.page_size()).get_page(form.page_number())
-    context = {
-        "form": form,
-        "query": form.query(),
-        "per_page": form.page_size(),
-        "default_per_page": PER_PAGE,
-        "per_page_choices": PER_PAGE_CHOICES,
-        "page": page,
-        "problems": form.problems(),
-        "sorts": form.sort_links(),
-        "filtering": form.filtering(),
-    }
-    return render(request, "fleet/cluster_list.html", context)
-
-
-@require_safe
-@requires(access.can_view_fleet)
-def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    cluster = _cluster_with_result(pk)
-    tags = cluster.tags if isinstance(cluster.tags, dict) else {}
-    context = {
-        **_preflight_panel(request, cluster),
-        "pools": cluster.node_pools.order_by("name"),
-        "tags": sorted(tags.items()),
-        "maintenance": maintenance.describe(cluster.maintenance_window),
-        "audit_events": (
-            inventory.audit_trail(cluster) if audit_access.can_view_audit(request.user) else None
-        ),
-    }
-    return render(request, "fleet/cluster_detail.html", context)
 
 
 # --- preflight on one cluster ------------------------------------------------------------------
@@ -113,24 +29,15 @@ def _cluster_with_result(pk: int) -> Cluster:
     return get_object_or_404(clusters, pk=pk)
 
 
-def _preflight_panel(request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
-    return {
-        "cluster": cluster,
-        "preflight": inventory.preflight_panel(cluster),
-        "can_scan": access.can_scan_clusters(request.user),
-        "lines_per_node": inventory.LINES_PER_NODE,
-    }
-
-
 @require_safe
-@requires(access.can_view_fleet)
+@requires(can_view_fleet)
 def cluster_preflight(request: HttpRequest, pk: int) -> HttpResponse:
     """The cluster page's preflight section alone, which the page polls while a scan runs."""
     context = {
-        **_preflight_panel(request, _cluster_with_result(pk)),
+        **blockers.cluster_section(request.user, _cluster_with_result(pk)),
         "polling": request.GET.get("polling") == "1",
     }
-    return render(request, "fleet/_preflight.html", context)
+    return render(request, "preflight/_preflight.html", context)
 
 
 @require_POST
@@ -149,14 +56,14 @@ def cluster_scan(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_safe
-@requires(access.can_view_fleet)
+@requires(can_view_fleet)
 def scan_findings(request: HttpRequest, pk: int, scan_id: int) -> StreamingHttpResponse:
     """Every blocking rule one scan found, as plain text (the page shows only the first ones)."""
     scan = get_object_or_404(
         PreflightScan.objects.select_related("cluster"), pk=scan_id, cluster_id=pk
     )
     response = StreamingHttpResponse(
-        inventory.scan_findings_text(scan), content_type="text/plain; charset=utf-8"
+        blockers.scan_findings_text(scan), content_type="text/plain; charset=utf-8"
     )
     filename = f"{scan.cluster.name}-preflight-{scan.pk}.txt"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -166,27 +73,27 @@ def scan_findings(request: HttpRequest, pk: int, scan_id: int) -> StreamingHttpR
 # --- preflight across the fleet ----------------------------------------------------------------
 def _progress_panel(request: HttpRequest) -> dict[str, Any]:
     return {
-        "progress": inventory.scan_progress(),
+        "progress": blockers.scan_progress(),
         "can_scan": access.can_scan_clusters(request.user),
         "concurrency": settings.WAVEGATE_SCAN_CONCURRENCY,
     }
 
 
 @require_safe
-@requires(access.can_view_fleet)
-def blockers(request: HttpRequest) -> HttpResponse:
+@requires(can_view_fleet)
+def blocker_list(request: HttpRequest) -> HttpResponse:
     origin = request.GET.get("origin")
     if origin is not None:
         return _blocked_by(request, origin)
-    not_read = Paginator(inventory.clusters_not_read(), BLOCKERS_PER_PAGE)
-    results = inventory.fleet_preflight()
+    not_read = Paginator(blockers.clusters_not_read(), BLOCKERS_PER_PAGE)
+    results = blockers.fleet_preflight()
     context = {
         "counts": results.counts,
         "origins": results.origins,
         "not_read": not_read.get_page(request.GET.get("page")),
         **_progress_panel(request),
     }
-    return render(request, "fleet/blockers.html", context)
+    return render(request, "preflight/blockers.html", context)
 
 
 def _blocked_by(request: HttpRequest, origin: str) -> HttpResponse:
@@ -194,25 +101,25 @@ def _blocked_by(request: HttpRequest, origin: str) -> HttpResponse:
     # Origins are short, printable names; anything else matches no cluster (and a NUL would
     # not even reach PostgreSQL).
     known = 0 < len(origin) <= 128 and origin.isprintable()
-    hint = inventory.origin_hint(origin) if known else None
-    clusters = inventory.clusters_blocked_by(origin) if hint is not None else Cluster.objects.none()
+    hint = blockers.origin_hint(origin) if known else None
+    clusters = blockers.clusters_blocked_by(origin) if hint is not None else Cluster.objects.none()
     page = Paginator(clusters, BLOCKERS_PER_PAGE).get_page(request.GET.get("page"))
-    counts = inventory.origin_counts(origin, [c.latest_scan_id for c in page if c.latest_scan_id])
+    counts = blockers.origin_counts(origin, [c.latest_scan_id for c in page if c.latest_scan_id])
     context = {
         "origin": origin,
         "hint": hint,
         "page": page,
         "rows": [(cluster, *counts.get(cluster.latest_scan_id or 0, (0, 0))) for cluster in page],
     }
-    return render(request, "fleet/blocked_by.html", context)
+    return render(request, "preflight/blocked_by.html", context)
 
 
 @require_safe
-@requires(access.can_view_fleet)
+@requires(can_view_fleet)
 def scan_progress(request: HttpRequest) -> HttpResponse:
     """The blockers page's scan panel alone, which the page polls while scans run."""
     context = {**_progress_panel(request), "polling": request.GET.get("polling") == "1"}
-    return render(request, "fleet/_scan_progress.html", context)
+    return render(request, "preflight/_scan_progress.html", context)
 
 
 @require_POST
@@ -229,7 +136,7 @@ def scan_all(request: HttpRequest) -> HttpResponse:
             f"up to {settings.WAVEGATE_SCAN_CONCURRENCY} at a time (as many as the workers "
             "run): progress shows below.",
         )
-    return redirect("fleet:blockers")
+    return redirect("preflight:blockers")
 
 
 # --- the iptables owner table ------------------------------------------------------------------
@@ -250,11 +157,11 @@ def _owners_page(request: HttpRequest, form: AcceptedOwnerForm | None = None) ->
         "can_manage": can_manage,
         "form": (form if form is not None else AcceptedOwnerForm()) if can_manage else None,
     }
-    return render(request, "fleet/owners.html", context)
+    return render(request, "preflight/owners.html", context)
 
 
 @require_safe
-@requires(access.can_view_fleet)
+@requires(can_view_fleet)
 def owners(request: HttpRequest) -> HttpResponse:
     return _owners_page(request)
 
@@ -274,7 +181,7 @@ def owner_add(request: HttpRequest) -> HttpResponse:
         request,
         f"{owner.name} added: scans that start from now on accept the rules it matches.",
     )
-    return redirect("fleet:owners")
+    return redirect("preflight:owners")
 
 
 @require_POST
@@ -284,7 +191,7 @@ def owner_retire(request: HttpRequest, pk: int) -> HttpResponse:
     form = RetireOwnerForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
-        return redirect("fleet:owners")
+        return redirect("preflight:owners")
     try:
         actions.retire_accepted_owner(
             owner, reason=form.cleaned_data["reason"], acting_user=request.user
@@ -296,4 +203,4 @@ def owner_retire(request: HttpRequest, pk: int) -> HttpResponse:
             request,
             f"{owner.name} retired: scans that start from now on no longer accept its rules.",
         )
-    return redirect("fleet:owners")
+    return redirect("preflight:owners")

@@ -14,7 +14,13 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from accounts.roles import Role
 from fleet.models import Cluster
 from rollout.models import RolloutTarget, Wave
-from tests.factories import make_accepted_owner, make_cluster, make_scan
+from tests.factories import (
+    make_accepted_owner,
+    make_cluster,
+    make_scan,
+    make_user,
+    submitted_plan,
+)
 
 EVERYONE = frozenset(r.value for r in Role)
 OPERATORS = frozenset({"operator", "admin"})
@@ -38,16 +44,9 @@ def existing_owner_extension() -> int:
 def existing_plan() -> int:
     """A submitted plan over one cluster, made by an operator of its own (no persona's plan, so
     the four-eyes rule refuses no approver with a 403)."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-
-    from rollout import actions
-
     make_cluster()
-    creator = get_user_model().objects.create_user(username="plan-creator")
-    creator.groups.add(Group.objects.get(name="operator"))
-    plan = actions.create_plan(acting_user=creator, name="access", wave_spec="100%")
-    return actions.submit_plan(plan, acting_user=creator).pk
+    creator = make_user("operator", username="plan-creator")
+    return submitted_plan(creator, name="access", wave_spec="100%").pk
 
 
 def wave_of_that_plan() -> int:
@@ -66,19 +65,19 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
     "fleet:sync_status": ("GET", {}, EVERYONE),
     "fleet:clusters": ("GET", {}, EVERYONE),
     "fleet:cluster": ("GET", {"pk": existing_cluster}, EVERYONE),
-    "fleet:cluster_scan": ("POST", {"pk": existing_cluster}, OPERATORS),
-    "fleet:cluster_preflight": ("GET", {"pk": existing_cluster}, EVERYONE),
-    "fleet:scan_findings": (
+    "preflight:cluster_scan": ("POST", {"pk": existing_cluster}, OPERATORS),
+    "preflight:cluster_preflight": ("GET", {"pk": existing_cluster}, EVERYONE),
+    "preflight:scan_findings": (
         "GET",
         {"pk": existing_cluster, "scan_id": scan_of_that_cluster},
         EVERYONE,
     ),
-    "fleet:blockers": ("GET", {}, EVERYONE),
-    "fleet:scan_all": ("POST", {}, OPERATORS),
-    "fleet:scan_progress": ("GET", {}, EVERYONE),
-    "fleet:owners": ("GET", {}, EVERYONE),
-    "fleet:owner_add": ("POST", {}, frozenset({"admin"})),
-    "fleet:owner_retire": ("POST", {"pk": existing_owner_extension}, frozenset({"admin"})),
+    "preflight:blockers": ("GET", {}, EVERYONE),
+    "preflight:scan_all": ("POST", {}, OPERATORS),
+    "preflight:scan_progress": ("GET", {}, EVERYONE),
+    "preflight:owners": ("GET", {}, EVERYONE),
+    "preflight:owner_add": ("POST", {}, frozenset({"admin"})),
+    "preflight:owner_retire": ("POST", {"pk": existing_owner_extension}, frozenset({"admin"})),
     "rollout:plans": ("GET", {}, EVERYONE),
     "rollout:plan_new": ("GET", {}, OPERATORS),
     "rollout:plan_preview": ("POST", {}, OPERATORS),

@@ -10,7 +10,7 @@ import pytest
 from aksim.aks import IPTABLES_REFUSAL
 from aksim.generate import _eligible
 from fleet.azure import AKS_SERVER_SCOPE, Azure, NotFound, PreconditionFailed, Refused
-from tests.aksim.test_arm_sdk import eligible_clean
+from tests.aksim.builders import eligible_clean
 
 
 @pytest.fixture

@@ -9,14 +9,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_cluster, make_subscription
+from tests.fleet.pages import listed
 
 pytestmark = pytest.mark.django_db
-
-
-def listed(response) -> list[str]:
-    """The cluster names in the list, top to bottom."""
-    assert response.status_code == 200
-    return re.findall(r'<a href="/clusters/\d+/">([^<]+)</a>', response.content.decode())
 
 
 def row_of(response, name: str) -> str:

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import make_cluster
-from tests.fleet.test_cluster_list import listed
+from tests.fleet.pages import listed
 
 pytestmark = pytest.mark.django_db
 

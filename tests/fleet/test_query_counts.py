@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.factories import make_cluster, make_subscription, make_sync_run
-from tests.fleet.test_cluster_list import listed
+from tests.fleet.pages import listed
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""fleet.iptables: parse iptables dumps and find exactly the rules AKS calls user-installed.
+"""preflight.iptables: parse iptables dumps and find exactly the rules AKS calls user-installed.
 
 The dumps come from aksim, which labels every user rule it renders: the analyser must return
 exactly those and nothing else. No database needed.
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from aksim.fleetfile import USER_RULE_KINDS, Cluster
 from aksim.iptables import NodeDump, render_node
-from fleet.iptables import OWNERS, UNKNOWN_TABLE, Owner, analyse, line_matches
-from tests.aksim.test_iptables_dumps import (
+from preflight.iptables import OWNERS, UNKNOWN_TABLE, Owner, analyse, line_matches
+from tests.aksim.dump_cases import (
     CASES,
     cilium,
     family_text,

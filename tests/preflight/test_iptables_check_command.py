@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.aksim.test_iptables_dumps import render_case
+from tests.aksim.dump_cases import render_case
 
 ROOT = Path(__file__).resolve().parents[2]
 

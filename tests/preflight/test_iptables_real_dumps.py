@@ -1,4 +1,4 @@
-"""fleet.iptables on what Debian's real iptables prints, not on text we wrote ourselves.
+"""preflight.iptables on what Debian's real iptables prints, not on text we wrote ourselves.
 
 Each backend (iptables-nft, iptables-legacy) builds the same rule sets with its own commands,
 IPv4 and IPv6, inside a network namespace of its own (`unshare -n`: the host's rules are never
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.iptables import OWNERS, UNKNOWN_TABLE, Analysis, Owner, analyse, owner_of
+from preflight.iptables import OWNERS, UNKNOWN_TABLE, Analysis, Owner, analyse, owner_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])

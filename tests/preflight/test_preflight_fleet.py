@@ -11,10 +11,10 @@ from django.contrib.auth.models import Group
 
 from accounts.roles import Role
 from aksim.generate import generate_fleet
-from fleet import actions
 from fleet.choices import SCAN_OPEN, SyncTrigger
 from fleet.models import Cluster, PreflightScan
 from fleet.sync import run_sync
+from preflight import actions
 from tests.aksim_server import Aksim, start_aksim
 from tests.conftest import start_worker, tasks_sent_to
 from tests.processes import wait_until

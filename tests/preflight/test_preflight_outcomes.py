@@ -8,11 +8,11 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from fleet import iptables
 from fleet.choices import ScanStatus
-from fleet.kube import analyse_node, read_frames
 from fleet.models import PreflightScan
-from fleet.preflight import expire_abandoned
+from preflight import iptables
+from preflight.scanner import analyse_node, read_frames
+from preflight.scans import expire_abandoned
 from tests.factories import make_cluster
 
 NODE = "aks-system-12345678-vmss000000"

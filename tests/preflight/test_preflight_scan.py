@@ -12,15 +12,15 @@ from kubernetes import config as k8s_config
 
 from aksim.fleetfile import Cluster, Fleet, Subscription
 from audit.models import AuditEvent
-from fleet import actions
 from fleet.azure import Azure
 from fleet.choices import ScanStatus, SyncTrigger
 from fleet.models import Cluster as ClusterRow
 from fleet.models import PreflightScan
-from fleet.preflight import run_scan
 from fleet.sync import run_sync
-from tests.aksim.test_kube_api import _cluster as kube_api_cluster
-from tests.aksim.test_kube_api import _pool
+from preflight import actions
+from preflight.scans import run_scan
+from tests.aksim.builders import cluster as kube_api_cluster
+from tests.aksim.builders import pool
 from tests.aksim_server import Aksim, start_aksim
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,7 @@ def _cluster(key: str, seed: int, **changes: object) -> Cluster:
         "resource_group": "rg-scan",
         "tags": {"ring": "canary"},
         "services": 4,
-        "pools": [_pool("system", "System", "Linux", "AzureLinux", 2, "44444444")],
+        "pools": [pool("system", "System", "Linux", "AzureLinux", 2, "44444444")],
     }
     return kube_api_cluster(key, seed, **{**defaults, **changes})
 
@@ -46,9 +46,9 @@ def scan_fleet() -> Fleet:
         "twenty",
         21,
         pools=[
-            _pool("system", "System", "Linux", "AzureLinux", 3, "11111111"),
-            _pool("user", "User", "Linux", "Ubuntu2404", 17, "22222222"),
-            _pool("win", "User", "Windows", "Windows2022", 1, "33333333"),
+            pool("system", "System", "Linux", "AzureLinux", 3, "11111111"),
+            pool("user", "User", "Linux", "Ubuntu2404", 17, "22222222"),
+            pool("win", "User", "Windows", "Windows2022", 1, "33333333"),
         ],
     )
     return Fleet(

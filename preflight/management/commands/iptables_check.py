@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from fleet.iptables import Analysis, analyse
+from preflight.iptables import Analysis, analyse
 
 EXIT_BLOCKED = 3
 EXIT_UNREADABLE = 2

@@ -1,0 +1,105 @@
+"""Fleet pages: the overview, the cluster list, one cluster, and the button that starts a sync.
+
+A cluster's page includes its preflight section with preflight's `{% preflight_section %}`
+template tag, so that nothing in fleet imports preflight (imports run rollout → preflight →
+fleet).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST, require_safe
+
+from accounts.access import requires
+from audit import access as audit_access
+from fleet import access, actions, inventory, maintenance
+from fleet.choices import SyncStatus
+from fleet.forms import PER_PAGE, PER_PAGE_CHOICES, ClusterFilter
+from fleet.models import Cluster
+
+
+def _sync_panel(request: HttpRequest) -> dict[str, Any]:
+    syncs = inventory.recent_syncs()
+    return {
+        "syncs": syncs,
+        "latest": syncs[0] if syncs else None,
+        "running": next((s for s in syncs if s.status == SyncStatus.RUNNING), None),
+        "can_sync": access.can_sync_inventory(request.user),
+    }
+
+
+@require_safe
+@requires(access.can_view_fleet)
+def overview(request: HttpRequest) -> HttpResponse:
+    context = {
+        "counts": inventory.fleet_counts(),
+        "sync_minutes": settings.WAVEGATE_SYNC_MINUTES,
+        **_sync_panel(request),
+    }
+    return render(request, "fleet/overview.html", context)
+
+
+@require_safe
+@requires(access.can_view_fleet)
+def sync_status(request: HttpRequest) -> HttpResponse:
+    """The overview's sync panel alone, which the page polls while a sync runs."""
+    context = {**_sync_panel(request), "polling": request.GET.get("polling") == "1"}
+    return render(request, "fleet/_sync_status.html", context)
+
+
+@require_POST
+@requires(access.can_sync_inventory)
+def sync(request: HttpRequest) -> HttpResponse:
+    try:
+        actions.request_sync(acting_user=request.user)
+    except (actions.ActionRefused, PermissionDenied) as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, "Sync queued: it shows below once a worker starts it.")
+    return redirect("fleet:overview")
+
+
+@require_safe
+@requires(access.can_view_fleet)
+def cluster_list(request: HttpRequest) -> HttpResponse:
+    form = ClusterFilter(request.GET, choices=inventory.filter_choices())
+    clusters = inventory.list_clusters(form.query())
+    page = Paginator(clusters, form.page_size()).get_page(form.page_number())
+    context = {
+        "form": form,
+        "query": form.query(),
+        "per_page": form.page_size(),
+        "default_per_page": PER_PAGE,
+        "per_page_choices": PER_PAGE_CHOICES,
+        "page": page,
+        "problems": form.problems(),
+        "sorts": form.sort_links(),
+        "filtering": form.filtering(),
+    }
+    return render(request, "fleet/cluster_list.html", context)
+
+
+@require_safe
+@requires(access.can_view_fleet)
+def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    # The latest scan and who asked for it come along for the page's preflight section.
+    clusters = Cluster.objects.select_related("subscription", "latest_scan__requested_by")
+    cluster = get_object_or_404(clusters, pk=pk)
+    tags = cluster.tags if isinstance(cluster.tags, dict) else {}
+    context = {
+        "cluster": cluster,
+        "pools": cluster.node_pools.order_by("name"),
+        "tags": sorted(tags.items()),
+        "maintenance": maintenance.describe(cluster.maintenance_window),
+        "audit_events": (
+            inventory.audit_trail(cluster) if audit_access.can_view_audit(request.user) else None
+        ),
+    }
+    return render(request, "fleet/cluster_detail.html", context)
