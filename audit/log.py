@@ -91,15 +91,27 @@ def record(
     return record_many([entry], acting_user=acting_user)[0]
 
 
+class OutsideTransaction(RuntimeError):
+    """`record` was called outside a transaction: the event must commit with its change."""
+
+
 def record_many(entries: Iterable[Entry], *, acting_user: Any = None) -> list[AuditEvent]:
     """Append several events, in order, in the caller's transaction, under one lock.
 
     For work that changes many objects at once (an inventory sync discovering thousands of
     clusters): one event per object, chained as if recorded one by one.
+
+    Refused outside `transaction.atomic()`: an event written in a transaction of its own could
+    commit without its change, or its change without it (shared/DESIGN.md §7).
     """
+    alias = router.db_for_write(AuditEvent)
+    if not connections[alias].in_atomic_block:
+        raise OutsideTransaction(
+            "audit.record runs only inside the transaction.atomic() block that makes the "
+            "change it records"
+        )
     user, actor_name, ctx = _actor(acting_user)
     ip = _IP_FIELD.get_prep_value(ctx.ip) if ctx and ctx.ip else None
-    alias = router.db_for_write(AuditEvent)
     with transaction.atomic(using=alias):
         _serialise_appends(alias)
         last = AuditEvent.objects.using(alias).order_by("-seq").values("seq", "hash").first()

@@ -6,21 +6,25 @@ from typing import Any
 
 from celery.signals import task_postrun, task_prerun
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db import transaction
 from django.dispatch import receiver
 
+from accounts.choices import UserEvent
 from audit import context
 from audit.log import record
 
 
 @receiver(user_logged_in, dispatch_uid="audit.signed_in")
 def signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    record("user.signed_in", acting_user=user, obj=user)
+    with transaction.atomic():
+        record(UserEvent.SIGNED_IN, acting_user=user, obj=user)
 
 
 @receiver(user_logged_out, dispatch_uid="audit.signed_out")
 def signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if user is not None:  # signing out without a session changes nothing
-        record("user.signed_out", acting_user=user, obj=user)
+        with transaction.atomic():
+            record(UserEvent.SIGNED_OUT, acting_user=user, obj=user)
 
 
 @receiver(user_login_failed, dispatch_uid="audit.sign_in_failed")
@@ -29,7 +33,8 @@ def sign_in_failed(
 ) -> None:
     # Django has already masked anything secret in `credentials`; the username stays.
     username = str(credentials.get("username", ""))
-    record("user.sign_in_failed", object_type="auth.user", object_label=username)
+    with transaction.atomic():
+        record(UserEvent.SIGN_IN_FAILED, object_type="auth.user", object_label=username)
 
 
 # Events written by a Celery task carry the task's id as their request id, so one run's

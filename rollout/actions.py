@@ -1,5 +1,6 @@
-"""Operator actions on rollout plans: each checks permission and writes its audit event in the
-same transaction as its change. Planning itself is rollout/planning.py; this freezes its result.
+"""Operator actions on rollout plans: each checks permission, moves plans, waves and targets
+through rollout/transitions.py (which audits every move in the same transaction) and queues
+follow-up work on commit. Planning itself is rollout/planning.py; this freezes its result.
 """
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import logging
 import re
 from typing import Any
 
@@ -21,17 +21,29 @@ from fleet.models import Cluster
 from rollout import access, notify, planning
 from rollout.choices import (
     PLAN_ACTIVE,
+    PLAN_EDITABLE,
+    PLAN_PAUSABLE,
     ROLLBACK_FAILED,
+    TARGET_CHANGING,
+    TARGET_NOT_CHANGED,
+    TARGET_RETRYABLE,
+    TARGET_ROLLBACKABLE,
     TARGET_SETTLED,
+    TARGET_SKIPPABLE,
+    WAVE_FINAL,
+    WAVE_UNDECIDED,
     Decision,
     Goal,
     PlanStatus,
+    RolloutEvent,
     TargetStatus,
     WaveStatus,
 )
+from rollout.enqueue import reconcile_soon
 from rollout.models import Approval, ClusterClaim, RolloutPlan, RolloutTarget, Wave
+from rollout.transitions import move_plan, move_target, move_targets, move_wave
+from rollout.transitions import pause_plan as pause
 
-log = logging.getLogger(__name__)
 _BUDGET = re.compile(r"(\d{1,4})(%?)")
 EDITABLE = ("name", "goal", "selection", "wave_spec", "concurrency", "failure_budget",
             "soak_minutes", "respect_maintenance_windows", "approvals_needed")  # fmt: skip
@@ -127,7 +139,7 @@ def create_plan(*, acting_user: Any, **fields: Any) -> RolloutPlan:
     _validate(plan)
     plan.save()
     audit.record(
-        "rollout.plan_created",
+        RolloutEvent.PLAN_CREATED,
         acting_user=acting_user,
         obj=plan,
         after={f: getattr(plan, f) for f in EDITABLE},
@@ -159,7 +171,6 @@ def submit_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
         )
     waves = [Wave(plan=plan, index=i, approvals_needed=plan.approvals_needed)
              for i in range(1, len(cut.waves) + 1)]  # fmt: skip
-    waves[0].status = WaveStatus.AWAITING_APPROVAL
     Wave.objects.bulk_create(waves)
     position = 0
     targets = []
@@ -178,25 +189,26 @@ def submit_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
             )
     except IntegrityError as exc:
         raise ActionRefused(_claim_refusal(plan, [t.cluster_id for t in targets])) from exc
-    plan.excluded = [
-        {"cluster": e.candidate.id, "name": e.candidate.name, "reason": e.reason}
-        for e in cut.excluded
-    ]
-    plan.content_hash = content_hash(plan, [[str(m.id) for m in w] for w in cut.waves])
-    plan.status = PlanStatus.SUBMITTED
-    plan.submitted_at = timezone.now()
-    plan.save()
-    audit.record(
-        "rollout.plan_submitted",
+    hashed = content_hash(plan, [[str(m.id) for m in w] for w in cut.waves])
+    move_plan(
+        plan,
+        PlanStatus.SUBMITTED,
         acting_user=acting_user,
-        obj=plan,
-        after={
+        details={
             "waves": [len(w) for w in cut.waves],
             "excluded": len(cut.excluded),
-            "content_hash": plan.content_hash,
+            "content_hash": hashed,
         },
+        excluded=[
+            {"cluster": e.candidate.id, "name": e.candidate.name, "reason": e.reason}
+            for e in cut.excluded
+        ],
+        content_hash=hashed,
+        submitted_at=timezone.now(),
     )
-    notify.announce("wave_awaiting_approval", plan, waves[0])
+    first = Wave.objects.get(plan=plan, index=1)
+    move_wave(first, WaveStatus.AWAITING_APPROVAL, acting_user=acting_user)
+    notify.announce("wave_awaiting_approval", plan, first)
     return plan
 
 
@@ -220,7 +232,7 @@ def edit_plan(plan: RolloutPlan, *, acting_user: Any, **changes: Any) -> Rollout
     if not access.can_manage_plans(acting_user):
         raise PermissionDenied(access.can_manage_plans.refusal)
     plan = RolloutPlan.objects.select_for_update().get(pk=plan.pk)
-    if plan.status not in (PlanStatus.DRAFT, PlanStatus.SUBMITTED):
+    if plan.status not in PLAN_EDITABLE:
         raise ActionRefused(
             f"Plan {plan.name!r} is {plan.get_status_display().lower()}: it can no longer be "
             "edited. Abort it and create a new one."
@@ -232,22 +244,25 @@ def edit_plan(plan: RolloutPlan, *, acting_user: Any, **changes: Any) -> Rollout
     for field, value in changes.items():
         setattr(plan, field, value)
     _validate(plan)
-    voided = 0
-    if plan.status == PlanStatus.SUBMITTED:
-        voided = sum(w.approvals.count() for w in plan.waves.all())
-        plan.waves.all().delete()  # targets and approvals go with them
-        plan.claims.all().delete()
-        plan.status = PlanStatus.DRAFT
-        plan.content_hash = ""
-        plan.excluded = []
-        plan.submitted_at = None
-    plan.save()
-    audit.record(
-        "rollout.plan_edited",
+    plan.save(update_fields=EDITABLE)
+    after = {f: getattr(plan, f) for f in EDITABLE}
+    if plan.status == PlanStatus.DRAFT:
+        audit.record(
+            RolloutEvent.PLAN_EDITED, acting_user=acting_user, obj=plan, before=before, after=after
+        )
+        return plan
+    voided = sum(w.approvals.count() for w in plan.waves.all())
+    plan.waves.all().delete()  # targets and approvals go with them
+    plan.claims.all().delete()
+    move_plan(
+        plan,
+        PlanStatus.DRAFT,
         acting_user=acting_user,
-        obj=plan,
         before=before,
-        after={**{f: getattr(plan, f) for f in EDITABLE}, "approvals_voided": voided},
+        details={**after, "approvals_voided": voided},
+        content_hash="",
+        excluded=[],
+        submitted_at=None,
     )
     return plan
 
@@ -264,42 +279,10 @@ def _decide(wave: Wave, acting_user: Any, comment: str) -> tuple[Wave, RolloutPl
         raise ActionRefused("Say why in a comment: approvals and rejections are reviewed later.")
     plan = RolloutPlan.objects.select_for_update().get(pk=wave.plan_id)
     wave = Wave.objects.select_for_update().get(pk=wave.pk)
-    if plan.created_by_id == acting_user.pk:
-        raise PermissionDenied(
-            f"You created plan {plan.name!r}: another approver must decide its waves (four eyes)."
-        )
-    if plan.status not in (PlanStatus.SUBMITTED, PlanStatus.RUNNING, PlanStatus.PAUSED):
-        raise ActionRefused(
-            f"Plan {plan.name!r} is {plan.get_status_display().lower()}: its waves take no "
-            "decisions now."
-        )
-    if wave.status not in (WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL):
-        raise ActionRefused(
-            f"Wave {wave.index} is {wave.get_status_display().lower()}: it takes no decisions now."
-        )
-    if wave.approvals.filter(user=acting_user, plan_hash=plan.content_hash).exists():
-        raise ActionRefused(f"You have already decided on wave {wave.index} of this plan.")
+    refusal = access.may_decide(acting_user, wave, plan)
+    if refusal is not None:
+        raise (PermissionDenied if refusal.forbidden else ActionRefused)(refusal.message)
     return wave, plan
-
-
-def _reconcile_soon() -> None:
-    """Run the reconciler as soon as the action commits rather than at beat's next tick: an
-    approved wave starts, a resumed plan goes on, a retried or rolled-back cluster moves."""
-
-    def send() -> None:
-        from rollout.tasks import tick  # rollout.tasks imports the engine, which imports this
-
-        try:
-            tick.delay()
-        except Exception:  # the action is done; beat's next tick does the same
-            log.warning("could not queue a reconciler run after an action", exc_info=True)
-
-    transaction.on_commit(send)
-
-
-def valid_approvals(wave: Wave, plan: RolloutPlan) -> int:
-    """Approvals that count: given for the plan as it is now (its hash)."""
-    return wave.approvals.filter(decision=Decision.APPROVE, plan_hash=plan.content_hash).count()
 
 
 @transaction.atomic
@@ -315,12 +298,9 @@ def approve_wave(wave: Wave, *, acting_user: Any, comment: str) -> Wave:
         plan_hash=plan.content_hash,
         created_at=timezone.now(),
     )
-    if valid_approvals(wave, plan) >= wave.approvals_needed:
-        wave.status = WaveStatus.APPROVED
-        wave.save(update_fields=["status"])
-        _reconcile_soon()
+    approvals = wave.valid_approvals(plan.content_hash)
     audit.record(
-        "rollout.wave_approved",
+        RolloutEvent.WAVE_APPROVED,
         acting_user=acting_user,
         obj=wave,
         after={
@@ -328,10 +308,13 @@ def approve_wave(wave: Wave, *, acting_user: Any, comment: str) -> Wave:
             "wave": wave.index,
             "comment": comment.strip(),
             "plan_hash": plan.content_hash,
-            "approvals": valid_approvals(wave, plan),
+            "approvals": approvals,
             "needed": wave.approvals_needed,
         },
     )
+    if approvals >= wave.approvals_needed:
+        move_wave(wave, WaveStatus.APPROVED, acting_user=acting_user)
+        reconcile_soon()
     return wave
 
 
@@ -347,33 +330,17 @@ def reject_wave(wave: Wave, *, acting_user: Any, comment: str) -> RolloutPlan:
         plan_hash=plan.content_hash,
         created_at=timezone.now(),
     )
-    wave.status = WaveStatus.REJECTED
-    wave.save(update_fields=["status"])
-    plan.waves.filter(status__in=(WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL)).update(
-        status=WaveStatus.ABORTED
+    move_wave(
+        wave, WaveStatus.REJECTED, acting_user=acting_user, details={"comment": comment.strip()}
     )
-    plan.status = PlanStatus.REJECTED
-    plan.finished_at = timezone.now()
-    plan.save(update_fields=["status", "finished_at"])
+    for other in plan.waves.filter(status__in=WAVE_UNDECIDED).order_by("index"):
+        move_wave(other, WaveStatus.ABORTED, acting_user=acting_user)
+    move_plan(plan, PlanStatus.REJECTED, acting_user=acting_user, finished_at=timezone.now())
     plan.claims.all().delete()
-    audit.record(
-        "rollout.wave_rejected",
-        acting_user=acting_user,
-        obj=wave,
-        after={"plan": plan.pk, "wave": wave.index, "comment": comment.strip()},
-    )
     return plan
 
 
 # --- operator actions on running plans -------------------------------------------------------
-
-BUSY = (TargetStatus.ENABLING, TargetStatus.VERIFYING, TargetStatus.ROLLING_BACK)
-_NOT_CHANGING = (
-    TargetStatus.PENDING,
-    TargetStatus.PREFLIGHT,
-    TargetStatus.READY,
-    TargetStatus.WAITING_FOR_WINDOW,
-)
 
 
 def _manage(acting_user: Any) -> None:
@@ -390,25 +357,10 @@ def pause_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPl
     """Stop starting clusters; those being changed finish. Resume continues where it was."""
     _manage(acting_user)
     plan = _locked(plan)
-    if plan.status not in (PlanStatus.SUBMITTED, PlanStatus.RUNNING):
+    if plan.status not in PLAN_PAUSABLE:
         raise ActionRefused(f"Plan {plan.name!r} is {plan.get_status_display().lower()}.")
-    plan.status = PlanStatus.PAUSED
-    plan.paused_reason = (
-        f"Paused by {acting_user.get_username()}: {reason.strip() or 'no reason given'}"
-    )
-    plan.save(update_fields=["status", "paused_reason"])
-    for wave in plan.waves.filter(
-        status__in=(WaveStatus.APPROVED, WaveStatus.RUNNING, WaveStatus.SOAKING)
-    ):
-        wave.paused_from, wave.status = wave.status, WaveStatus.PAUSED
-        wave.save(update_fields=["paused_from", "status"])
-    audit.record(
-        "rollout.plan_paused",
-        acting_user=acting_user,
-        obj=plan,
-        after={"reason": plan.paused_reason},
-    )
-    notify.announce("plan_paused", plan, reason=plan.paused_reason)
+    said = f"Paused by {acting_user.get_username()}: {reason.strip() or 'no reason given'}"
+    pause(plan, reason=said, acting_user=acting_user)
     return plan
 
 
@@ -418,36 +370,33 @@ def resume_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
     plan = _locked(plan)
     if plan.status != PlanStatus.PAUSED:
         raise ActionRefused(f"Plan {plan.name!r} is not paused.")
-    from rollout.reconcile import allowed_failures
-
     acknowledged: dict[str, list[str]] = {}
-    for wave in plan.waves.filter(status=WaveStatus.PAUSED):
+    for wave in plan.waves.filter(status=WaveStatus.PAUSED).order_by("index"):
         failed = wave.targets.filter(status=TargetStatus.FAILED).count()
-        allowed = allowed_failures(plan.failure_budget, wave.targets.count())
+        allowed = planning.allowed_failures(plan.failure_budget, wave.targets.count())
         if failed > allowed:
             raise ActionRefused(
                 f"Wave {wave.index} still has {failed} failed "
                 f"cluster{'s' if failed != 1 else ''} ({allowed} allowed): "
                 "retry, skip or roll them back first."
             )
-        wave.status, wave.paused_from = wave.paused_from or WaveStatus.RUNNING, ""
-        if wave.status == WaveStatus.SOAKING:  # watch a whole soak period again
-            wave.soak_until = timezone.now() + datetime.timedelta(minutes=plan.soak_minutes)
-        wave.save(update_fields=["status", "paused_from", "soak_until"])
+        back = wave.paused_from or WaveStatus.RUNNING
+        fields: dict[str, Any] = {"paused_from": ""}
+        if back == WaveStatus.SOAKING:  # watch a whole soak period again
+            fields["soak_until"] = timezone.now() + datetime.timedelta(minutes=plan.soak_minutes)
+        move_wave(wave, back, event=RolloutEvent.WAVE_RESUMED, acting_user=acting_user, **fields)
         acknowledged.update(_acknowledge_soak_findings(wave))
-    paused_for = plan.paused_reason
-    started = plan.waves.exclude(status__in=(WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL))
-    plan.status = PlanStatus.RUNNING if started.exists() else PlanStatus.SUBMITTED
-    plan.paused_reason = ""
-    plan.save(update_fields=["status", "paused_reason"])
-    audit.record(
-        "rollout.plan_resumed",
+    started = plan.waves.exclude(status__in=WAVE_UNDECIDED)
+    move_plan(
+        plan,
+        PlanStatus.RUNNING if started.exists() else PlanStatus.SUBMITTED,
+        event=RolloutEvent.PLAN_RESUMED,
         acting_user=acting_user,
-        obj=plan,
-        before={"paused_reason": paused_for},
-        after={"acknowledged": acknowledged} if acknowledged else None,
+        before={"paused_reason": plan.paused_reason},
+        details={"acknowledged": acknowledged} if acknowledged else None,
+        paused_reason="",
     )
-    _reconcile_soon()
+    reconcile_soon()
     return plan
 
 
@@ -473,36 +422,38 @@ def abort_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPl
     plan = _locked(plan)
     if plan.status not in PLAN_ACTIVE:
         raise ActionRefused(f"Plan {plan.name!r} is {plan.get_status_display().lower()}.")
-    busy = plan.targets.filter(status__in=BUSY).count()
+    busy = plan.targets.filter(status__in=TARGET_CHANGING).count()
     if busy:
         raise ActionRefused(
             f"{busy} cluster{'s are' if busy != 1 else ' is'} being changed right now: pause the "
             "plan, wait until they finish, then abort."
         )
-    now = timezone.now()
     # Only clusters no worker is changing: one that moved to `enabling` since the count above
     # (its PUT on its way) is left as it is, and the abort refused below.
-    plan.targets.filter(status__in=_NOT_CHANGING).update(
-        status=TargetStatus.SKIPPED, finished_at=now, error_message="The plan was aborted."
+    move_targets(
+        plan.targets.all(),
+        TARGET_NOT_CHANGED,
+        TargetStatus.SKIPPED,
+        acting_user=acting_user,
+        error_message="The plan was aborted.",
     )
     if plan.targets.exclude(status__in=TARGET_SETTLED).exists():
         raise ActionRefused(
             "A cluster started being changed just now: pause the plan, wait until it "
             "finishes, then abort."
         )
-    plan.waves.exclude(status__in=(WaveStatus.DONE, WaveStatus.REJECTED)).update(
-        status=WaveStatus.ABORTED
-    )
-    plan.status, plan.finished_at = PlanStatus.ABORTED, now
-    plan.paused_reason = f"Aborted by {acting_user.get_username()}: {reason.strip()}"
-    plan.save(update_fields=["status", "finished_at", "paused_reason"])
-    plan.claims.all().delete()
-    audit.record(
-        "rollout.plan_aborted",
+    for wave in plan.waves.exclude(status__in=WAVE_FINAL).order_by("index"):
+        move_wave(wave, WaveStatus.ABORTED, acting_user=acting_user)
+    said = f"Aborted by {acting_user.get_username()}: {reason.strip()}"
+    move_plan(
+        plan,
+        PlanStatus.ABORTED,
         acting_user=acting_user,
-        obj=plan,
-        after={"reason": plan.paused_reason},
+        details={"reason": said},
+        finished_at=timezone.now(),
+        paused_reason=said,
     )
+    plan.claims.all().delete()
     return plan
 
 
@@ -530,27 +481,24 @@ def retry_target(target: RolloutTarget, *, acting_user: Any) -> RolloutTarget:
             f"Wave {wave.index} is done. Put this cluster in a new plan once plan "
             f"{plan.name!r} has ended (it holds the cluster until then)."
         )
+    if not move_target(
+        target,
+        TARGET_RETRYABLE,
+        TargetStatus.PENDING,
+        acting_user=acting_user,
+        details={"last_error": target.error_message},
+        finished_at=None,
+        continuation_token="",
+        next_step_at=None,
+    ):
+        raise ActionRefused("Only a failed or blocked cluster can be retried.")
     if wave.status == WaveStatus.SOAKING:
-        wave.status, wave.soak_until = WaveStatus.RUNNING, None
-        wave.save(update_fields=["status", "soak_until"])
+        move_wave(wave, WaveStatus.RUNNING, event=RolloutEvent.WAVE_REOPENED,
+                  acting_user=acting_user, soak_until=None)  # fmt: skip
     elif wave.status == WaveStatus.PAUSED and wave.paused_from == WaveStatus.SOAKING:
         wave.paused_from, wave.soak_until = WaveStatus.RUNNING, None
         wave.save(update_fields=["paused_from", "soak_until"])
-    moved = RolloutTarget.objects.filter(
-        pk=target.pk, status__in=(TargetStatus.FAILED, TargetStatus.BLOCKED)
-    ).update(
-        status=TargetStatus.PENDING, finished_at=None, continuation_token="", next_step_at=None
-    )
-    if moved != 1:
-        raise ActionRefused("Only a failed or blocked cluster can be retried.")
-    target.refresh_from_db()
-    audit.record(
-        "rollout.target_retried",
-        acting_user=acting_user,
-        obj=target.cluster,
-        after={"plan": target.plan_id, "target": target.pk, "last_error": target.error_message},
-    )
-    _reconcile_soon()
+    reconcile_soon()
     return target
 
 
@@ -561,31 +509,16 @@ def skip_target(target: RolloutTarget, *, acting_user: Any, reason: str) -> Roll
     if not (reason or "").strip():
         raise ActionRefused("Say why the cluster is skipped.")
     _locked(target.plan)
-    moved = RolloutTarget.objects.filter(
-        pk=target.pk,
-        status__in=(
-            TargetStatus.PENDING,
-            TargetStatus.PREFLIGHT,
-            TargetStatus.READY,
-            TargetStatus.WAITING_FOR_WINDOW,
-            TargetStatus.FAILED,
-            TargetStatus.BLOCKED,
-        ),
-    ).update(
-        status=TargetStatus.SKIPPED,
-        finished_at=timezone.now(),
-        error_message=f"Skipped by {acting_user.get_username()}: {reason.strip()}",
-    )
-    if moved != 1:
-        raise ActionRefused("This cluster is being changed or has finished: it cannot be skipped.")
-    target.refresh_from_db()
-    ClusterClaim.objects.filter(plan_id=target.plan_id, cluster_id=target.cluster_id).delete()
-    audit.record(
-        "rollout.target_skipped",
+    if not move_target(
+        target,
+        TARGET_SKIPPABLE,
+        TargetStatus.SKIPPED,
         acting_user=acting_user,
-        obj=target.cluster,
-        after={"plan": target.plan_id, "target": target.pk, "reason": reason.strip()},
-    )
+        details={"reason": reason.strip()},
+        error_message=f"Skipped by {acting_user.get_username()}: {reason.strip()}",
+    ):
+        raise ActionRefused("This cluster is being changed or has finished: it cannot be skipped.")
+    ClusterClaim.objects.filter(plan_id=target.plan_id, cluster_id=target.cluster_id).delete()
     return target
 
 
@@ -594,7 +527,7 @@ def roll_back_target(target: RolloutTarget, *, acting_user: Any, comment: str) -
     """Return one cluster to mode None. Immediate for an operator (the safe direction), and
     recorded as an emergency action for later review."""
     target = _roll_back(target, acting_user, comment)
-    _reconcile_soon()
+    reconcile_soon()
     return target
 
 
@@ -605,20 +538,17 @@ def _roll_back(target: RolloutTarget, acting_user: Any, comment: str) -> Rollout
     if target.plan.goal == Goal.NONE and target.status == TargetStatus.ENABLED:
         raise ActionRefused("This plan rolled the cluster back already: it is at None.")
     _locked(target.plan)
-    moved = RolloutTarget.objects.filter(
-        pk=target.pk, status__in=(TargetStatus.ENABLED, TargetStatus.FAILED)
-    ).update(
-        status=TargetStatus.ROLLING_BACK, continuation_token="", finished_at=None, next_step_at=None
-    )
-    if moved != 1:
-        raise ActionRefused("Only a changed or failed cluster can be rolled back.")
-    target.refresh_from_db()
-    audit.record(
-        "rollout.emergency_rollback",
+    if not move_target(
+        target,
+        TARGET_ROLLBACKABLE,
+        TargetStatus.ROLLING_BACK,
         acting_user=acting_user,
-        obj=target.cluster,
-        after={"plan": target.plan_id, "target": target.pk, "comment": comment.strip()},
-    )
+        details={"comment": comment.strip()},
+        continuation_token="",
+        finished_at=None,
+        next_step_at=None,
+    ):
+        raise ActionRefused("Only a changed or failed cluster can be rolled back.")
     return target
 
 
@@ -636,7 +566,7 @@ def roll_back_wave(wave: Wave, *, acting_user: Any, comment: str) -> int:
         raise ActionRefused(f"Wave {wave.index} has no changed or failed cluster to roll back.")
     for target in targets:
         _roll_back(target, acting_user, comment)
-    _reconcile_soon()
+    reconcile_soon()
     return len(targets)
 
 
@@ -647,13 +577,9 @@ def emergency_stop(*, acting_user: Any, reason: str) -> int:
         raise PermissionDenied(access.can_emergency_stop.refusal)
     if not (reason or "").strip():
         raise ActionRefused("Say why everything stops: it is shown on every paused plan.")
-    plans = list(
-        RolloutPlan.objects.select_for_update().filter(
-            status__in=(PlanStatus.SUBMITTED, PlanStatus.RUNNING)
-        )
-    )
+    plans = list(RolloutPlan.objects.select_for_update().filter(status__in=PLAN_PAUSABLE))
     audit.record(
-        "rollout.emergency_stop",
+        RolloutEvent.EMERGENCY_STOP,
         acting_user=acting_user,
         object_type="rollout",
         after={"reason": reason.strip(), "plans": [p.pk for p in plans]},

@@ -16,15 +16,13 @@ from typing import Any
 from django.core.cache import cache
 
 from rollout import access
-from rollout.choices import PlanStatus, WaveStatus
+from rollout.choices import PLAN_LIVE, PlanStatus, WaveStatus
 from rollout.models import Approval, RolloutPlan, Wave
 
 CACHE_SECONDS = 10
 SHOWN = 5  # items per list; more are summed up as "and more"
 # Beyond this many waves awaiting approval at once the banner says "and more" for everybody.
 AWAITING_READ = 100
-# Plans whose waves take decisions (rollout.actions._decide).
-DECIDING = (PlanStatus.SUBMITTED, PlanStatus.RUNNING, PlanStatus.PAUSED)
 _AWAITING_KEY = "rollout:banner:awaiting"
 _PAUSED_KEY = "rollout:banner:paused"
 
@@ -33,6 +31,7 @@ _PAUSED_KEY = "rollout:banner:paused"
 class AwaitingWave:
     plan_id: int
     plan_name: str
+    plan_status: str
     index: int
     created_by_id: int
     decided_by: frozenset[int]  # users who decided on it for the plan as it is now
@@ -47,21 +46,21 @@ class PausedPlan:
 
 def _read_awaiting() -> list[AwaitingWave]:
     rows = list(
-        Wave.objects.filter(status=WaveStatus.AWAITING_APPROVAL, plan__status__in=DECIDING)
+        Wave.objects.filter(status=WaveStatus.AWAITING_APPROVAL, plan__status__in=PLAN_LIVE)
         .order_by("plan__submitted_at", "plan_id", "index")
-        .values_list("pk", "plan_id", "plan__name", "index", "plan__created_by_id",
-                     "plan__content_hash")[:AWAITING_READ]
+        .values_list("pk", "plan_id", "plan__name", "plan__status", "index",
+                     "plan__created_by_id", "plan__content_hash")[:AWAITING_READ]
     )  # fmt: skip
     decided: dict[int, set[int]] = {}
-    hashes = {pk: content_hash for pk, _, _, _, _, content_hash in rows}
+    hashes = {pk: content_hash for pk, *_, content_hash in rows}
     for wave_id, user_id, plan_hash in Approval.objects.filter(wave_id__in=hashes).values_list(
         "wave_id", "user_id", "plan_hash"
     ):
         if plan_hash == hashes[wave_id]:
             decided.setdefault(wave_id, set()).add(user_id)
     return [
-        AwaitingWave(plan_id, name, index, creator, frozenset(decided.get(pk, ())))
-        for pk, plan_id, name, index, creator, _ in rows
+        AwaitingWave(plan_id, name, status, index, creator, frozenset(decided.get(pk, ())))
+        for pk, plan_id, name, status, index, creator, _ in rows
     ]
 
 
@@ -103,15 +102,26 @@ class Banner:
 
     @cached_property
     def _awaiting(self) -> list[AwaitingWave]:
-        """Waves awaiting approval that this user may approve: of plans someone else created,
-        not yet decided by them."""
+        """Waves awaiting approval that this user may decide on (rollout/access.py)."""
         if not access.can_approve_waves(self.user):
             return []
         waves: list[AwaitingWave] = (
             cache.get_or_set(_AWAITING_KEY, _read_awaiting, CACHE_SECONDS) or []
         )
-        pk = self.user.pk
-        return [w for w in waves if w.created_by_id != pk and pk not in w.decided_by]
+        return [
+            w
+            for w in waves
+            if access.decision_refusal(
+                self.user,
+                plan_name=w.plan_name,
+                plan_status=w.plan_status,
+                creator_id=w.created_by_id,
+                wave_index=w.index,
+                wave_status=WaveStatus.AWAITING_APPROVAL,
+                decided_by=w.decided_by,
+            )
+            is None
+        ]
 
     @cached_property
     def _paused(self) -> list[PausedPlan]:

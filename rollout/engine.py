@@ -1,8 +1,9 @@
 """The rollout engine's step for one target: advance it by at most one Azure call and return.
 
 `advance(target_id)` reads the target's state from the database, does the one thing that state
-calls for, and moves it along an arrow of rollout/choices.py TARGET_MOVES with a conditional
-update that must change exactly one row (so two workers never work one target at once). It never
+calls for, and moves it through rollout/transitions.py (along an arrow of rollout/choices.py
+TARGET_MOVES, with a conditional update that must change exactly one row, audited in the same
+transaction), so two workers never work one target at once. It never
 sleeps: a target still waiting (an operation in progress, a scan running elsewhere) is left as
 it is, and `advance` says when its next step is due (Azure's Retry-After while an operation
 runs); rollout/tasks.py schedules that step, and the reconciler sends one only for a target
@@ -46,16 +47,23 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-import audit
-from fleet import preflight
-from fleet.azure import Azure, AzureError, Refused, Throttled, Unavailable
-from fleet.choices import SCAN_OPEN, ScanStatus
+from fleet.azure import Azure, AzureError, Refused, Throttled, Unavailable, gateway
+from fleet.choices import ScanStatus
 from fleet.maintenance import UnreadableWindow, describe, window_open
-from fleet.models import PreflightScan
 from fleet.nodecheck import NodeCheck, check_nodes
-from rollout import notify
-from rollout.choices import ROLLBACK_FAILED, Goal, PlanStatus, TargetStatus, WaveStatus
-from rollout.models import RolloutPlan, RolloutTarget, Wave
+from preflight.scans import scan_for_rollout
+from rollout.choices import (
+    ROLLBACK_FAILED,
+    TARGET_TAKING_SLOTS,
+    TARGET_UNSETTLED,
+    Goal,
+    PlanStatus,
+    RolloutEvent,
+    TargetStatus,
+    WaveStatus,
+)
+from rollout.models import RolloutPlan, RolloutTarget
+from rollout.transitions import move_target, pause_plan, record_target
 
 log = logging.getLogger(__name__)
 T = TargetStatus
@@ -66,20 +74,6 @@ def request_id(target: RolloutTarget, attempt: int) -> str:
     """The x-ms-client-request-id of one attempt: a GUID derived from target and attempt, so
     that Azure's records and ours match."""
     return str(uuid.uuid5(_REQUEST_IDS, f"target-{target.pk}-attempt-{attempt}"))
-
-
-def move(target: RolloutTarget, source: str, destination: str, **fields: Any) -> bool:
-    """Move the target if it is still in `source`; False when someone else moved it first."""
-    now = timezone.now()
-    if destination in (T.ENABLED, T.FAILED, T.BLOCKED, T.ROLLED_BACK, T.SKIPPED):
-        fields.setdefault("finished_at", now)
-    changed = RolloutTarget.objects.filter(pk=target.pk, status=source).update(
-        status=destination, updated_at=now, **fields
-    )
-    if changed == 1:
-        target.refresh_from_db()
-        return True
-    return False
 
 
 _TARGET_LOCKS = 7_106_001  # the advisory lock class of "a worker is on this target"
@@ -113,9 +107,7 @@ def working_on(target: RolloutTarget) -> Iterator[bool]:
 _GOES_ON = frozenset({T.PREFLIGHT, T.READY, T.VERIFYING})
 # States that wait on something outside (a scan, a window, Azure, the nodes): another step is
 # wanted later.
-_WAITING = frozenset(
-    {T.PREFLIGHT, T.READY, T.WAITING_FOR_WINDOW, T.ENABLING, T.VERIFYING, T.ROLLING_BACK}
-)
+_WAITING = TARGET_UNSETTLED
 
 
 @dataclass(frozen=True)
@@ -136,7 +128,7 @@ def advance(target_id: int, azure: Azure | None = None, *, go_on: bool = True) -
     target = RolloutTarget.objects.select_related("plan", "wave", "cluster__subscription").get(
         pk=target_id
     )
-    azure = azure or preflight.gateway()
+    azure = azure or gateway()
     if _STEPS.get(target.status) is None:
         return Outcome(target.status, plan_id=target.plan_id)  # settled, or for an operator
     wait: float | None = None
@@ -145,7 +137,7 @@ def advance(target_id: int, azure: Azure | None = None, *, go_on: bool = True) -
             return Outcome(target.status, plan_id=target.plan_id)  # another worker is on it
         first = ""
         for _ in range(len(_STEPS)):
-            target.refresh_from_db()  # as it is now that this worker holds it
+            target.reread()  # as it is now that this worker holds it
             before = target.status
             first = first or before
             step = _STEPS.get(before)
@@ -159,10 +151,10 @@ def advance(target_id: int, azure: Azure | None = None, *, go_on: bool = True) -
                     error_message=f"Wavegate failed at this step ({type(exc).__name__}: {exc})."
                 )
                 break
-            target.refresh_from_db()
+            target.reread()
             if not go_on or target.status == before or target.status not in _GOES_ON:
                 break
-    target.refresh_from_db()
+    target.reread()
     if target.status not in _WAITING:
         freed = first in _WAITING or first == T.PENDING
         return Outcome(target.status, freed=freed, plan_id=target.plan_id)
@@ -194,39 +186,18 @@ def _where(target: RolloutTarget) -> tuple[str, str, str]:
 
 
 def _start(target: RolloutTarget, azure: Azure) -> None:
-    move(target, T.PENDING, T.PREFLIGHT, started_at=timezone.now())
+    move_target(target, T.PENDING, T.PREFLIGHT, started_at=timezone.now())
 
 
 def _preflight(target: RolloutTarget, azure: Azure) -> None:
     if target.plan.goal == Goal.NONE:  # rolling back is the safe direction: no scan
-        move(target, T.PREFLIGHT, T.READY)
+        move_target(target, T.PREFLIGHT, T.READY)
         return
-    cluster = target.cluster
-    queued = PreflightScan.objects.filter(cluster=cluster, status=ScanStatus.QUEUED).first()
-    if queued is not None:
-        # Queued and not run: its step (or a "Scan now" task) was lost with a worker. Run it
-        # here; its claim is conditional, so it runs once whoever gets there first.
-        preflight.run_scan(queued.pk, azure)
-    if PreflightScan.objects.filter(cluster=cluster, status__in=SCAN_OPEN).exists():
-        return  # a scan is under way: its result will do
-    max_age = datetime.timedelta(minutes=settings.WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES)
-    scan = (
-        PreflightScan.objects.filter(cluster=cluster, finished_at__gte=timezone.now() - max_age)
-        # A scan that failed (a worker died under it, the API answered oddly) says nothing
-        # about the cluster: scan again; a fresh scan's own error does block the cluster.
-        .exclude(status=ScanStatus.ERROR)
-        .order_by("-finished_at")
-        .first()
-    )
+    scan = scan_for_rollout(target.cluster, requested_by=target.plan.created_by, azure=azure)
     if scan is None:
-        queued = PreflightScan.objects.create(
-            cluster=cluster, requested_by=target.plan.created_by, queued_at=timezone.now()
-        )
-        scan = preflight.run_scan(queued.pk, azure)
-        if scan is None:
-            return
+        return  # a scan is under way, or the fresh one could not finish now: a later step looks
     if scan.status == ScanStatus.CLEAN:
-        move(target, T.PREFLIGHT, T.READY)
+        move_target(target, T.PREFLIGHT, T.READY)
         return
     reasons: dict[str, str] = {
         ScanStatus.BLOCKED: "user-installed iptables rules block it",
@@ -234,7 +205,7 @@ def _preflight(target: RolloutTarget, azure: Azure) -> None:
         ScanStatus.ERROR: "the scan failed",
     }
     reason = reasons.get(scan.status, scan.status)
-    move(
+    move_target(
         target,
         T.PREFLIGHT,
         T.BLOCKED,
@@ -263,28 +234,25 @@ def _wait_for_window(target: RolloutTarget, azure: Azure) -> None:
         return
     with transaction.atomic():  # under the plan's lock, as the reconciler counts slots
         plan = RolloutPlan.objects.select_for_update().get(pk=target.plan_id)
-        busy = plan.targets.filter(status__in=_TAKING_SLOTS).count()
+        busy = plan.targets.filter(status__in=TARGET_TAKING_SLOTS).count()
         if busy >= plan.concurrency:
             RolloutTarget.objects.filter(pk=target.pk).update(
                 error_message=f"Its window is open; waiting for a free slot ({busy} of the "
                 f"plan's {plan.concurrency} clusters at once are being changed)."
             )
             return
-        move(target, T.WAITING_FOR_WINDOW, T.READY, error_message="")
-
-
-_TAKING_SLOTS = (T.PREFLIGHT, T.READY, T.ENABLING, T.VERIFYING)
+        move_target(target, T.WAITING_FOR_WINDOW, T.READY, error_message="")
 
 
 def _enable(target: RolloutTarget, azure: Azure) -> None:
     """READY → ENABLING: count the attempt, then send the PUT and keep its token."""
     closed = _window_closed(target)
     if closed:
-        move(target, T.READY, T.WAITING_FOR_WINDOW, error_message=closed)
+        move_target(target, T.READY, T.WAITING_FOR_WINDOW, error_message=closed)
         return
     attempt = target.attempts + 1
     rid = request_id(target, attempt)
-    if not move(
+    if not move_target(
         target, T.READY, T.ENABLING, attempts=F("attempts") + 1, request_id=rid,
         continuation_token="", error_code="", error_message="",
     ):  # fmt: skip
@@ -296,7 +264,7 @@ def _enable(target: RolloutTarget, azure: Azure) -> None:
         )
     except Throttled as exc:
         # Azure answered 429: the PUT was not taken. Back to ready; the next step retries.
-        move(target, T.ENABLING, T.READY, error_code="Throttled", error_message=str(exc))
+        move_target(target, T.ENABLING, T.READY, error_code="Throttled", error_message=str(exc))
         return
     except Unavailable as exc:
         # The PUT may or may not have landed: leave it tokenless; _follow reads the cluster.
@@ -306,13 +274,15 @@ def _enable(target: RolloutTarget, azure: Azure) -> None:
         return
     except AzureError as exc:
         code = exc.code if isinstance(exc, Refused) else type(exc).__name__
-        move(target, T.ENABLING, T.FAILED, error_code=code, error_message=str(exc))
-        _record(target, "rollout.target_failed")
+        move_target(target, T.ENABLING, T.FAILED, error_code=code, error_message=str(exc))
         return
-    RolloutTarget.objects.filter(pk=target.pk, status=T.ENABLING).update(
-        continuation_token=token, profile_before=_profile(before)
-    )
-    _record(target, "rollout.target_change_sent")
+    with transaction.atomic():
+        kept = RolloutTarget.objects.filter(pk=target.pk, status=T.ENABLING).update(
+            continuation_token=token, profile_before=_profile(before)
+        )
+        if kept:
+            target.reread()
+            record_target(target, RolloutEvent.TARGET_CHANGE_SENT)
 
 
 def _follow(target: RolloutTarget, azure: Azure) -> float | None:
@@ -325,24 +295,23 @@ def _follow(target: RolloutTarget, azure: Azure) -> float | None:
         if state["accelerationMode"] == target.plan.goal and state["provisioningState"] == (
             "Succeeded"
         ):
-            move(target, T.ENABLING, T.VERIFYING, verifying_since=timezone.now())
+            move_target(target, T.ENABLING, T.VERIFYING, verifying_since=timezone.now())
         else:  # nothing landed: the attempt may be sent again
-            move(target, T.ENABLING, T.READY)
+            move_target(target, T.ENABLING, T.READY)
         return None
     read = azure.operation_status(*_where(target), target.continuation_token)
     if read.running:
         return read.retry_after
     if read.status == "Succeeded":
-        move(target, T.ENABLING, T.VERIFYING, verifying_since=timezone.now())
+        move_target(target, T.ENABLING, T.VERIFYING, verifying_since=timezone.now())
         return None
-    move(
+    move_target(
         target,
         T.ENABLING,
         T.FAILED,
         error_code=f"Operation{read.status}",
         error_message=f"Azure's operation ended {read.status}. Retry the cluster or roll it back.",
     )
-    _record(target, "rollout.target_failed")
     return None
 
 
@@ -362,14 +331,13 @@ def _verify(target: RolloutTarget, azure: Azure) -> None:
         return
     if target.cluster.private_api_server:
         # Its API server answers only inside its network: Azure's word is all there is.
-        move(
+        move_target(
             target,
             T.VERIFYING,
             T.ENABLED,
             profile_after=state,
             error_message="Nodes not read: the cluster's API server is private.",
         )
-        _record(target, "rollout.target_done")
         return
     nodes = read_nodes(target, azure, since=target.started_at)
     if nodes.warnings:
@@ -383,8 +351,7 @@ def _verify(target: RolloutTarget, azure: Azure) -> None:
         )
         return
     if nodes.settled:
-        move(target, T.VERIFYING, T.ENABLED, profile_after=state, error_message="")
-        _record(target, "rollout.target_done")
+        move_target(target, T.VERIFYING, T.ENABLED, profile_after=state, error_message="")
         return
     waited = timezone.now() - (target.verifying_since or timezone.now())
     limit = datetime.timedelta(minutes=settings.WAVEGATE_VERIFY_NODES_MINUTES)
@@ -407,10 +374,9 @@ def _verify(target: RolloutTarget, azure: Azure) -> None:
 def _fail_verification(
     target: RolloutTarget, code: str, message: str, state: dict[str, Any]
 ) -> None:
-    if move(
+    move_target(
         target, T.VERIFYING, T.FAILED, error_code=code, error_message=message, profile_after=state
-    ):
-        _record(target, "rollout.target_failed")
+    )
 
 
 def read_nodes(target: RolloutTarget, azure: Azure, since: datetime.datetime | None) -> NodeCheck:
@@ -464,25 +430,18 @@ def _watch(target: RolloutTarget, azure: Azure) -> None:
         "seen."
     )
     with transaction.atomic():
-        # Plan and wave pause together, or not at all: the wave may have moved on while the
-        # nodes were read (an operator's retry set it running, the soak ended).
+        # Under the plan's lock, as every move of a plan or wave: the wave may have moved on
+        # while the nodes were read (an operator's retry set it running, the soak ended); then
+        # the findings stay on the cluster, for its page and the next check.
         plan = RolloutPlan.objects.select_for_update().get(pk=target.plan_id)
-        paused = plan.status == PlanStatus.RUNNING and (
-            Wave.objects.filter(pk=wave.pk, status=WaveStatus.SOAKING).update(
-                status=WaveStatus.PAUSED, paused_from=WaveStatus.SOAKING
+        wave.refresh_from_db()
+        if plan.status == PlanStatus.RUNNING and wave.status == WaveStatus.SOAKING:
+            pause_plan(
+                plan,
+                reason=reason,
+                wave=wave,
+                details={"wave": wave.index, "cluster": target.cluster.name},
             )
-            == 1
-        )
-        if not paused:
-            return None  # the findings stay on the cluster, for its page and the next check
-        plan.status, plan.paused_reason = PlanStatus.PAUSED, reason
-        plan.save(update_fields=["status", "paused_reason"])
-        audit.record(
-            "rollout.plan_paused",
-            obj=plan,
-            after={"reason": reason, "wave": wave.index, "cluster": target.cluster.name},
-        )
-        notify.announce("plan_paused", plan, wave, reason)
     return None
 
 
@@ -493,22 +452,20 @@ def _roll_back(target: RolloutTarget, azure: Azure) -> float | None:
         if read.running:
             return read.retry_after
         if read.status != "Succeeded":
-            move(
+            move_target(
                 target,
                 T.ROLLING_BACK,
                 T.FAILED,
                 error_code=f"{ROLLBACK_FAILED}Operation{read.status}",
                 error_message=f"Rolling back: Azure's operation ended {read.status}. Try again.",
             )
-            _record(target, "rollout.target_failed")
             return None
     cluster = azure.get_cluster(*_where(target))
     state = _profile(cluster)
     if state["provisioningState"] not in ("Succeeded", "Failed", "Canceled"):
         return None  # an operation is running on the cluster: wait for it to end
     if state["accelerationMode"] == Goal.NONE and state["provisioningState"] == "Succeeded":
-        move(target, T.ROLLING_BACK, T.ROLLED_BACK, profile_after=state)
-        _record(target, "rollout.target_rolled_back")
+        move_target(target, T.ROLLING_BACK, T.ROLLED_BACK, profile_after=state)
         return None
     # Not rolled back and nothing running: claim this attempt (exactly one worker wins), PUT.
     attempt = target.attempts + 1
@@ -529,19 +486,21 @@ def _roll_back(target: RolloutTarget, azure: Azure) -> float | None:
         return None
     except AzureError as exc:
         code = exc.code if isinstance(exc, Refused) else type(exc).__name__
-        move(
+        move_target(
             target,
             T.ROLLING_BACK,
             T.FAILED,
             error_code=f"{ROLLBACK_FAILED}{code}",
             error_message=f"Rolling back: {exc}",
         )
-        _record(target, "rollout.target_failed")
         return None
-    RolloutTarget.objects.filter(pk=target.pk, status=T.ROLLING_BACK).update(
-        continuation_token=token
-    )
-    _record(target, "rollout.target_rollback_sent")
+    with transaction.atomic():
+        kept = RolloutTarget.objects.filter(pk=target.pk, status=T.ROLLING_BACK).update(
+            continuation_token=token
+        )
+        if kept:
+            target.reread()
+            record_target(target, RolloutEvent.TARGET_ROLLBACK_SENT)
     return None
 
 
@@ -556,23 +515,6 @@ def _profile(cluster: Any) -> dict[str, Any]:
         "provisioningState": str(props.provisioning_state if props else ""),
         "eTag": cluster.e_tag or "",
     }
-
-
-def _record(target: RolloutTarget, action: str) -> None:
-    target.refresh_from_db()
-    audit.record(
-        action,
-        obj=target.cluster,
-        after={
-            "plan": target.plan_id,
-            "target": target.pk,
-            "status": target.status,
-            "attempt": target.attempts,
-            "request_id": target.request_id,
-            "error_code": target.error_code,
-            "error": target.error_message,
-        },
-    )
 
 
 # Each step returns the seconds Azure asked to wait before the next read, or None.

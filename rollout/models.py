@@ -88,6 +88,14 @@ class Wave(models.Model):
     def __str__(self) -> str:
         return f"{self.plan} wave {self.index}"
 
+    def valid_approvals(self, plan_hash: str) -> int:
+        """Approvals that count: given for the plan as it is now (its content hash)."""
+        return self.approvals.filter(decision=Decision.APPROVE, plan_hash=plan_hash).count()
+
+    def deciders(self, plan_hash: str) -> set[int]:
+        """Who has decided on this wave (approved or rejected) for the plan as it is now."""
+        return set(self.approvals.filter(plan_hash=plan_hash).values_list("user_id", flat=True))
+
 
 class RolloutTarget(models.Model):
     """One cluster in one plan: where the engine is with it, and what Azure said."""
@@ -130,6 +138,15 @@ class RolloutTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan} / {self.cluster_id}"
+
+    def reread(self) -> None:
+        """Read its row again, keeping the cluster already read with it (a target never
+        changes cluster), where refresh_from_db alone would read the cluster again later."""
+        field = RolloutTarget.cluster.field
+        cluster = field.get_cached_value(self) if field.is_cached(self) else None
+        self.refresh_from_db()
+        if cluster is not None:
+            field.set_cached_value(self, cluster)
 
 
 class ClusterClaim(models.Model):

@@ -20,6 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 import audit
+from rollout import enqueue
+from rollout.choices import RolloutEvent
 from rollout.models import RolloutPlan, Wave
 
 log = logging.getLogger(__name__)
@@ -45,16 +47,7 @@ def announce(kind: str, plan: RolloutPlan, wave: Wave | None = None, reason: str
         raise ValueError(f"unknown announcement {kind!r}; one of {', '.join(sorted(KINDS))}")
     if not settings.WAVEGATE_WEBHOOK_URL:
         return
-    payload = message(kind, plan, wave, reason)
-
-    def send() -> None:
-        # Imported here: rollout.tasks imports the engine, which imports the actions that
-        # import this module.
-        from rollout.tasks import send_webhook
-
-        send_webhook.delay(payload)
-
-    transaction.on_commit(send)
+    enqueue.send_webhook_on_commit(message(kind, plan, wave, reason))
 
 
 def message(
@@ -136,16 +129,17 @@ def give_up(payload: dict[str, Any], problem: str, tries: int) -> None:
         "y" if tries == 1 else "ies",
         problem,
     )
-    audit.record(
-        "rollout.webhook_failed",
-        object_type="rollout.rolloutplan",
-        object_id=str(plan.get("id", "")),
-        object_label=str(plan.get("name", "")),
-        after={
-            "kind": payload.get("kind"),
-            "delivery": payload.get("delivery"),
-            "wave": payload.get("wave"),
-            "tries": tries,
-            "problem": problem,
-        },
-    )
+    with transaction.atomic():
+        audit.record(
+            RolloutEvent.WEBHOOK_FAILED,
+            object_type="rollout.rolloutplan",
+            object_id=str(plan.get("id", "")),
+            object_label=str(plan.get("name", "")),
+            after={
+                "kind": payload.get("kind"),
+                "delivery": payload.get("delivery"),
+                "wave": payload.get("wave"),
+                "tries": tries,
+                "problem": problem,
+            },
+        )

@@ -203,3 +203,10 @@ def cut(
             waves.append(chosen[done:total])
             done = total
     return Cut(waves, excluded, steps)
+
+
+def allowed_failures(budget: str, wave_size: int) -> int:
+    """The failed targets a wave tolerates: a count, or a percentage of the wave (rounded down)."""
+    if budget.endswith("%"):
+        return math.floor(int(budget[:-1]) * wave_size / 100)
+    return int(budget)

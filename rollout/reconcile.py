@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,26 +30,25 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-import audit
 from rollout import engine, notify
-from rollout.actions import valid_approvals
-from rollout.choices import TARGET_SETTLED, PlanStatus, TargetStatus, WaveStatus
+from rollout.choices import (
+    PLAN_LIVE,
+    TARGET_IN_FLIGHT,
+    TARGET_SETTLED,
+    WAVE_FINAL,
+    PlanStatus,
+    TargetStatus,
+    WaveStatus,
+)
 from rollout.models import RolloutPlan, RolloutTarget, Wave
+from rollout.planning import allowed_failures
+from rollout.transitions import move_plan, move_targets, move_wave, pause_plan
 
 log = logging.getLogger(__name__)
 T, W, P = TargetStatus, WaveStatus, PlanStatus
-IN_FLIGHT = (T.PREFLIGHT, T.READY, T.WAITING_FOR_WINDOW, T.ENABLING, T.VERIFYING)
 # What the reconciler sends steps to: clusters in flight, rolling back, or watched in soak (a
 # pending one is started by the reconciler itself, under the plan's lock, never by a step).
-_STEPPED = (*IN_FLIGHT, T.ROLLING_BACK, T.ENABLED)
-
-
-def allowed_failures(budget: str, wave_size: int) -> int:
-    """The failed targets a wave tolerates: a count, or a percentage of the wave (rounded down)."""
-    if budget.endswith("%"):
-        return math.floor(int(budget[:-1]) * wave_size / 100)
-    return int(budget)
-
+_STEPPED = TARGET_IN_FLIGHT | {T.ROLLING_BACK, T.ENABLED}
 
 Send = Callable[[int, str], None]  # queue a step: target id, its turn (ISO time)
 SendLater = Callable[[int, str, float], None]  # the same, to run in so many seconds
@@ -140,9 +138,7 @@ def tick(send: Send) -> int:
     sent = dispatch(
         RolloutTarget.objects.filter(status=T.ROLLING_BACK).values_list("pk", flat=True), send
     )
-    for plan_id in RolloutPlan.objects.filter(
-        status__in=(P.SUBMITTED, P.RUNNING, P.PAUSED)
-    ).values_list("pk", flat=True):
+    for plan_id in RolloutPlan.objects.filter(status__in=PLAN_LIVE).values_list("pk", flat=True):
         try:
             sent += reconcile_plan(plan_id, send)
         except Exception:  # one plan's trouble must not stop the others
@@ -162,11 +158,9 @@ def reconcile_plan(plan_id: int, send: Send, *, wait: bool = False) -> int:
                     cursor.execute("SET LOCAL lock_timeout = '10s'")
             query = query.select_for_update(skip_locked=not wait)
         plan = query.first()
-        if plan is None or plan.status not in (P.SUBMITTED, P.RUNNING, P.PAUSED):
+        if plan is None or plan.status not in PLAN_LIVE:
             return 0  # held by another reconciler, or no longer active
-        wave = (
-            plan.waves.exclude(status__in=(W.DONE, W.REJECTED, W.ABORTED)).order_by("index").first()
-        )
+        wave = plan.waves.exclude(status__in=WAVE_FINAL).order_by("index").first()
         if wave is None:
             if plan.status != P.PAUSED:
                 _complete(plan)
@@ -176,37 +170,28 @@ def reconcile_plan(plan_id: int, send: Send, *, wait: bool = False) -> int:
 
 
 def _complete(plan: RolloutPlan) -> None:
-    plan.status = P.COMPLETED
-    plan.finished_at = timezone.now()
-    plan.save(update_fields=["status", "finished_at"])
-    plan.claims.all().delete()
     counts = dict(plan.targets.values_list("status").annotate(n=Count("pk")))
-    audit.record("rollout.plan_completed", obj=plan, after={"targets": counts})
+    if move_plan(plan, P.COMPLETED, details={"targets": counts}, finished_at=timezone.now()):
+        plan.claims.all().delete()
 
 
 def _advance_wave(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
     now = timezone.now()
-    if wave.status == W.PENDING:
-        wave.status = W.AWAITING_APPROVAL
-        wave.save(update_fields=["status"])
-        audit.record("rollout.wave_awaiting_approval", obj=wave, after={"plan": plan.pk})
+    if wave.status == W.PENDING and move_wave(wave, W.AWAITING_APPROVAL):
         notify.announce("wave_awaiting_approval", plan, wave)
-    if wave.status == W.AWAITING_APPROVAL and valid_approvals(wave, plan) >= wave.approvals_needed:
-        wave.status = W.APPROVED
-        wave.save(update_fields=["status"])
+    if (
+        wave.status == W.AWAITING_APPROVAL
+        and wave.valid_approvals(plan.content_hash) >= wave.approvals_needed
+    ):
+        move_wave(wave, W.APPROVED)
     if wave.status == W.APPROVED and plan.status != P.PAUSED:
-        wave.status, wave.started_at = W.RUNNING, now
-        wave.save(update_fields=["status", "started_at"])
+        move_wave(wave, W.RUNNING, started_at=now)
         if plan.status == P.SUBMITTED:
-            plan.status = P.RUNNING
-            plan.save(update_fields=["status"])
-        audit.record("rollout.wave_started", obj=wave, after={"plan": plan.pk})
+            move_plan(plan, P.RUNNING)
     if wave.status in (W.RUNNING, W.PAUSED):
         _run(plan, wave, steps)
     if wave.status == W.SOAKING and wave.soak_until and now >= wave.soak_until:
-        wave.status, wave.finished_at = W.DONE, now
-        wave.save(update_fields=["status", "finished_at"])
-        audit.record("rollout.wave_done", obj=wave, after={"plan": plan.pk})
+        move_wave(wave, W.DONE, finished_at=now)
     elif wave.status == W.SOAKING:
         # The soak watch: each done cluster's nodes are read again once per check period, at
         # most `concurrency` clusters at a time, the longest unread first.
@@ -227,7 +212,9 @@ def _run(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
         pending=Count("pk", filter=Q(status=T.PENDING)),
     )
     in_flight = list(
-        wave.targets.filter(status__in=IN_FLIGHT).order_by("position").values_list("pk", "status")
+        wave.targets.filter(status__in=TARGET_IN_FLIGHT)
+        .order_by("position")
+        .values_list("pk", "status")
     )
     steps.extend(pk for pk, _ in in_flight)
     allowed = allowed_failures(plan.failure_budget, counts["total"])
@@ -237,12 +224,8 @@ def _run(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
             f"the failure budget of {plan.failure_budget} ({allowed} allowed). Retry, skip or "
             "roll back the failed clusters, then resume."
         )
-        plan.status, plan.paused_reason = P.PAUSED, reason
-        plan.save(update_fields=["status", "paused_reason"])
-        wave.paused_from, wave.status = wave.status, W.PAUSED
-        wave.save(update_fields=["paused_from", "status"])
-        audit.record("rollout.plan_paused", obj=plan, after={"reason": reason, "wave": wave.index})
-        notify.announce("plan_paused", plan, wave, reason)
+        pause_plan(plan, reason=reason, wave=wave, details={"wave": wave.index})
+        wave.refresh_from_db()
     if plan.status == P.PAUSED or wave.status == W.PAUSED:
         return  # targets in flight finish; none start
     waiting = sum(1 for _, status in in_flight if status == T.WAITING_FOR_WINDOW)
@@ -255,21 +238,23 @@ def _run(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
             .order_by("position")
             .values_list("pk", flat=True)[:room]
         )
-        now = timezone.now()
-        RolloutTarget.objects.filter(pk__in=starting, status=T.PENDING).update(
-            status=T.PREFLIGHT, started_at=now, updated_at=now, next_step_at=None
+        steps.extend(
+            move_targets(
+                RolloutTarget.objects.filter(pk__in=starting),
+                T.PENDING,
+                T.PREFLIGHT,
+                started_at=timezone.now(),
+                next_step_at=None,
+            )
         )
-        steps.extend(starting)
     if counts["settled"] == counts["total"]:
-        wave.status = W.SOAKING
-        wave.soak_until = timezone.now() + datetime.timedelta(minutes=plan.soak_minutes)
-        wave.save(update_fields=["status", "soak_until"])
-        audit.record(
-            "rollout.wave_soaking",
-            obj=wave,
-            after={
-                "plan": plan.pk,
-                "until": wave.soak_until.isoformat(),
+        until = timezone.now() + datetime.timedelta(minutes=plan.soak_minutes)
+        move_wave(
+            wave,
+            W.SOAKING,
+            details={
+                "until": until.isoformat(),
                 "targets": dict(wave.targets.values_list("status").annotate(n=Count("pk"))),
             },
+            soak_until=until,
         )

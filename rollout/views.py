@@ -29,10 +29,14 @@ from accounts.access import requires
 from rollout import access, actions, banner, planning
 from rollout.choices import (
     PLAN_ACTIVE,
+    PLAN_EDITABLE,
+    PLAN_LIVE,
+    TARGET_RETRYABLE,
+    TARGET_ROLLBACKABLE,
+    TARGET_SKIPPABLE,
     WAVE_FINAL,
     Decision,
     Goal,
-    PlanStatus,
     TargetStatus,
     WaveStatus,
 )
@@ -43,31 +47,20 @@ PLANS_PER_PAGE = 25
 PREVIEW_NAMES = 5  # first cluster names shown per wave in the preview
 TARGETS_PER_WAVE = 200  # cluster rows shown per wave card
 TARGETS_PER_PAGE = 100  # cluster rows per page of a wave's own page
-POLLING = (PlanStatus.SUBMITTED, PlanStatus.RUNNING, PlanStatus.PAUSED)
-EDITABLE = (PlanStatus.DRAFT, PlanStatus.SUBMITTED)
-UNDECIDED = (WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL)
 TARGET_ORDER = [s.value for s in TargetStatus]
-# What a cluster's row offers an operator, by its state (the actions refuse any other).
-RETRYABLE = (TargetStatus.FAILED, TargetStatus.BLOCKED)
-SKIPPABLE = (
-    TargetStatus.PENDING,
-    TargetStatus.PREFLIGHT,
-    TargetStatus.READY,
-    TargetStatus.WAITING_FOR_WINDOW,
-    TargetStatus.FAILED,
-    TargetStatus.BLOCKED,
-)
-ROLLBACKABLE = (TargetStatus.ENABLED, TargetStatus.FAILED)
 
 
-def target_actions(plan: RolloutPlan) -> dict[str, tuple[str, ...]]:
-    """The states in which a cluster of this plan offers retry, skip and roll back."""
+def target_actions(plan: RolloutPlan) -> dict[str, frozenset[str]]:
+    """The states in which a cluster of this plan offers retry, skip and roll back (the
+    actions refuse any other)."""
     return {
         # A finished plan has let its clusters go: a retry would start nothing.
-        "retryable": RETRYABLE if plan.status in PLAN_ACTIVE else (),
-        "skippable": SKIPPABLE,
+        "retryable": TARGET_RETRYABLE if plan.status in PLAN_ACTIVE else frozenset(),
+        "skippable": TARGET_SKIPPABLE,
         # A rollback plan's done clusters are at None already.
-        "rollbackable": (TargetStatus.FAILED,) if plan.goal == Goal.NONE else ROLLBACKABLE,
+        "rollbackable": frozenset({TargetStatus.FAILED})
+        if plan.goal == Goal.NONE
+        else TARGET_ROLLBACKABLE,
     }
 
 
@@ -228,7 +221,7 @@ def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """The new-plan form, filled in with a draft or submitted plan; posted, it saves the plan
     (back to draft: its waves and approvals are void) and submits it again, in one go."""
     plan = _plan(pk)
-    if plan.status not in EDITABLE:
+    if plan.status not in PLAN_EDITABLE:
         messages.error(
             request,
             f"Plan {plan.name!r} is {plan.get_status_display().lower()}: it can no longer be "
@@ -285,10 +278,12 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
         decisions[approval.wave_id].append(approval)
     user = request.user
     is_creator = plan.created_by_id == user.pk
-    can_decide = access.can_approve_waves(user) and not is_creator and plan.status in POLLING
     can_manage = access.can_manage_plans(user)
     cards = []
     for wave in waves:
+        decided_by = {
+            a.user_id for a in decisions.get(wave.pk, []) if a.plan_hash == plan.content_hash
+        }
         found = counts.get(wave.pk, {})
         size = sum(found.values())
         states = _state_counts(found.items())
@@ -303,9 +298,7 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
                     (s, label, n, round(100 * n / (size or 1), 1)) for s, label, n in states
                 ],
                 "approvals": decisions.get(wave.pk, []),
-                "can_decide": can_decide
-                and wave.status in UNDECIDED
-                and not any(a.user_id == user.pk for a in decisions.get(wave.pk, [])),
+                "can_decide": access.may_decide(user, wave, plan, decided_by) is None,
                 "can_roll_back": can_manage
                 and bool(found.get(TargetStatus.ENABLED) or found.get(TargetStatus.FAILED)),
             }
@@ -313,10 +306,10 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
     return {
         "plan": plan,
         "cards": cards,
-        "polling": plan.status in POLLING,
+        "polling": plan.status in PLAN_LIVE,
         "can_manage": can_manage,
         "is_creator": is_creator,
-        "editable": can_manage and plan.status in EDITABLE,
+        "editable": can_manage and plan.status in PLAN_EDITABLE,
         **target_actions(plan),
     }
 
@@ -380,7 +373,8 @@ def _wave_panel(request: HttpRequest, pk: int, index: int) -> dict[str, Any]:
     ]
     user = request.user
     is_creator = plan.created_by_id == user.pk
-    decided = any(a.user_id == user.pk and a.plan_hash == plan.content_hash for a in approvals)
+    decided_by = {a.user_id for a in approvals if a.plan_hash == plan.content_hash}
+    decided = user.pk in decided_by
     can_manage = access.can_manage_plans(user)
     # The page as it is now (filter and page number kept), for the buttons to come back to
     # and for the polling to ask for.
@@ -410,15 +404,11 @@ def _wave_panel(request: HttpRequest, pk: int, index: int) -> dict[str, Any]:
         "approvals": approvals,
         "approvals_counted": len(counted),
         "polling": wave.status not in WAVE_FINAL or bool(found.get(TargetStatus.ROLLING_BACK)),
-        "plan_live": plan.status in POLLING,
+        "plan_live": plan.status in PLAN_LIVE,
         "can_manage": can_manage,
         "is_creator": is_creator,
         "decided": decided,
-        "can_decide": access.can_approve_waves(user)
-        and not is_creator
-        and not decided
-        and plan.status in POLLING
-        and wave.status in UNDECIDED,
+        "can_decide": access.may_decide(user, wave, plan, decided_by) is None,
         "can_roll_back": can_manage
         and bool(found.get(TargetStatus.ENABLED) or found.get(TargetStatus.FAILED)),
         "waiting_for_window": found.get(TargetStatus.WAITING_FOR_WINDOW, 0),
@@ -474,7 +464,7 @@ def wave_approve(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
     def do() -> str:
         done = actions.approve_wave(wave, acting_user=request.user, comment=_comment(request))
         if done.status == WaveStatus.AWAITING_APPROVAL:
-            missing = done.approvals_needed - actions.valid_approvals(done, done.plan)
+            missing = done.approvals_needed - done.valid_approvals(done.plan.content_hash)
             return (
                 f"You approved wave {done.index}; it needs {missing} more approval"
                 f"{'s' if missing != 1 else ''} from another approver."

@@ -17,19 +17,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import connections
 from django.test import Client
 from psycopg import sql
 
 from accounts.roles import Role
 from config.celery_app import app as celery_app
+from tests.factories import make_user
 from tests.processes import BIN, Process, start_redis, wait_until
 
 pytest_plugins = ["tests.aksim_server"]
-
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="session")
@@ -50,14 +47,9 @@ def django_db_setup(django_test_environment, django_db_blocker):
 
 @pytest.fixture
 def personas(db):
-    """One user per role, named after it (viewer, operator, approver, auditor, admin)."""
-    User = get_user_model()
-    users = {}
-    for role in Role:
-        user = User.objects.create_user(username=f"{role.value}-user", password=PASSWORD)
-        user.groups.add(Group.objects.get(name=role.value))
-        users[role.value] = user
-    return users
+    """One user per role, named after it (viewer-user, operator-user, … admin-user), with the
+    password PASSWORD."""
+    return {role.value: make_user(role.value) for role in Role}
 
 
 @pytest.fixture

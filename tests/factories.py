@@ -1,8 +1,10 @@
-"""Plain functions that make inventory rows for tests, each with sensible defaults.
+"""Plain functions that make users, inventory rows and rollout plans for tests, each with
+sensible defaults.
 
 A cluster's eligibility is worked out by fleet.eligibility from what it is made with, exactly
 as the sync does, unless the test says otherwise: `make_cluster(kubernetes_version="1.31.4")`
-is blocked for the reason an operator would read.
+is blocked for the reason an operator would read. Plans go through rollout.actions, as an
+operator's would: a builder never writes a plan, wave or approval the actions would refuse.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser, Group
 from django.utils import timezone
 
 from fleet.choices import SCAN_OPEN, ScanStatus, SyncStatus, SyncTrigger
@@ -25,8 +29,23 @@ from fleet.models import (
     Subscription,
     SyncRun,
 )
+from rollout import actions
+from rollout.models import RolloutPlan, RolloutTarget
 
 _serial = itertools.count(1)
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(
+    role: str, *more_roles: str, username: str | None = None, password: str = PASSWORD
+) -> AbstractUser:
+    """A user holding `role` (and `more_roles`) who signs in with `password`, named `<role>-user`
+    as the personas are unless `username` says otherwise."""
+    user = get_user_model().objects.create_user(
+        username=username or f"{role}-user", password=password
+    )
+    user.groups.add(*(Group.objects.get(name=name) for name in (role, *more_roles)))
+    return user
 
 
 def make_subscription(**fields: Any) -> Subscription:
@@ -207,3 +226,69 @@ def make_accepted_owner(**fields: Any) -> AcceptedOwner:
     }
     values.update(fields)
     return AcceptedOwner.objects.create(**values)
+
+
+def make_plan(creator: Any, **fields: Any) -> RolloutPlan:
+    """A draft plan by `creator` (rollout.actions.create_plan): over every cluster, with the
+    model's defaults for waves, concurrency, budget and soak, unless `fields` say otherwise."""
+    fields.setdefault("name", f"plan-{next(_serial)}")
+    return actions.create_plan(acting_user=creator, **fields)
+
+
+def submitted_plan(creator: Any, **fields: Any) -> RolloutPlan:
+    """`make_plan`'s draft, submitted by its creator: waves cut and frozen over the clusters
+    there are now, those clusters claimed, the first wave awaiting approval."""
+    return actions.submit_plan(make_plan(creator, **fields), acting_user=creator)
+
+
+def approved_plan(creator: Any, approver: Any, **fields: Any) -> RolloutPlan:
+    """`submitted_plan`'s plan with its first wave approved by `approver` (another person: four
+    eyes); the reconciler starts it at its next tick."""
+    plan = submitted_plan(creator, **fields)
+    actions.approve_wave(plan.waves.get(index=1), acting_user=approver, comment="ok")
+    return plan
+
+
+def plan_over_a_new_cluster(creator: Any, name: str, **fields: Any) -> RolloutPlan:
+    """A submitted plan named `name` over a new cluster of its own (aks-<name>), in one wave:
+    such plans never claim one another's clusters."""
+    cluster = make_cluster(name=f"aks-{name}")
+    values: dict[str, Any] = {
+        "name": name,
+        "wave_spec": "100%",
+        "selection": {"names": [cluster.name]},
+    }
+    values.update(fields)
+    return submitted_plan(creator, **values)
+
+
+def lone_target(creator: Any, cluster: str, **fields: Any) -> RolloutTarget:
+    """The one target of a submitted plan over the cluster named `cluster` alone (plan
+    "one-<cluster>", one wave), maintenance windows ignored unless `fields` say otherwise."""
+    values: dict[str, Any] = {
+        "name": f"one-{cluster}",
+        "wave_spec": "100%",
+        "selection": {"names": [cluster]},
+        "respect_maintenance_windows": False,
+    }
+    values.update(fields)
+    return submitted_plan(creator, **values).targets.get()
+
+
+def plan_form(**fields: Any) -> dict[str, Any]:
+    """The new-plan form's fields as a browser posts them: waves "1, 50%, 100%" over every
+    cluster, unless `fields` say otherwise."""
+    values: dict[str, Any] = {
+        "name": "eBPF everywhere",
+        "goal": "BpfVeth",
+        "tags": "",
+        "names": "",
+        "wave_spec": "1, 50%, 100%",
+        "concurrency": "2",
+        "failure_budget": "0",
+        "soak_minutes": "30",
+        "respect_maintenance_windows": "on",
+        "approvals_needed": "1",
+    }
+    values.update(fields)
+    return values

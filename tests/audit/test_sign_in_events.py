@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 from playwright.sync_api import Page, sync_playwright
@@ -19,8 +17,8 @@ from accounts.roles import Role
 from fleet.choices import SyncStatus
 from fleet.models import SyncRun
 from tests.browser.app import CHROMIUM, CHROMIUM_ARGS, serve, sign_in
-from tests.conftest import PASSWORD, IsolatedDatabase
-from tests.factories import make_cluster, make_subscription, make_sync_run
+from tests.conftest import IsolatedDatabase
+from tests.factories import PASSWORD, make_cluster, make_subscription, make_sync_run, make_user
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,8 +34,7 @@ def inventory(isolated_db: IsolatedDatabase, settings) -> dict[str, str]:
     """A viewer and a small fleet, committed to the isolated database the server will use."""
     # The suite hashes passwords with MD5 for speed; the server only knows the real hashers.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    viewer = get_user_model().objects.create_user(username="vera", password=PASSWORD)
-    viewer.groups.add(Group.objects.get(name=Role.VIEWER))
+    viewer = make_user(Role.VIEWER, username="vera")
     payments = make_subscription(name="payments-prod")
     make_cluster(name="pay-weu-1", subscription=payments)
     make_cluster(name="pay-weu-2", subscription=payments, ring="canary")

@@ -11,18 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from accounts.roles import Role
 from fleet.choices import SyncTrigger
 from fleet.sync import run_sync
-from tests.aksim.test_arm_sdk import eligible_clean
+from tests.aksim.builders import eligible_clean
 from tests.aksim_server import Aksim
 from tests.browser.app import CHROMIUM, CHROMIUM_ARGS, serve, sign_in
-from tests.conftest import PASSWORD, IsolatedDatabase, Worker, start_beat, start_worker
+from tests.conftest import IsolatedDatabase, Worker, start_beat, start_worker
+from tests.factories import PASSWORD, make_user
 
 pytestmark = [
     pytest.mark.slow,
@@ -61,12 +60,10 @@ def scenario(isolated_db: IsolatedDatabase, wavegate_on_aksim: Aksim, settings) 
     assert run_sync(SyncTrigger.COMMAND).status == "succeeded"
     # The suite hashes passwords with MD5 for speed; the server only knows the real hashers.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    User = get_user_model()
-    olga = User.objects.create_user(username="olga", password=PASSWORD)
-    # An approver too: her own plan's missing approve button is then four eyes, not her role.
-    olga.groups.add(Group.objects.get(name=Role.OPERATOR), Group.objects.get(name=Role.APPROVER))
-    arun = User.objects.create_user(username="arun", password=PASSWORD)
-    arun.groups.add(Group.objects.get(name=Role.APPROVER))
+    # Olga is an approver too: her own plan's missing approve button is then four eyes, not
+    # her role.
+    make_user(Role.OPERATOR, Role.APPROVER, username="olga")
+    make_user(Role.APPROVER, username="arun")
     # Clusters aksim lets Wavegate reach and change (public API server, changes allowed any
     # time, no iptables rules of their own): every one should end at BpfVeth.
     clean = sorted(

@@ -86,10 +86,3 @@ def eager() -> Iterator[None]:
         yield
     finally:
         celery_app.conf.task_always_eager = before
-
-
-class Sent(list):
-    """A reconciler's `send` that records the target ids it was asked to step."""
-
-    def __call__(self, target_id: int, turn: str) -> None:
-        self.append(target_id)

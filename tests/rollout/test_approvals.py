@@ -4,15 +4,13 @@ rejection stops."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 
 from audit.models import AuditEvent
 from rollout import actions
 from rollout.choices import PlanStatus, WaveStatus
 from rollout.models import Approval, ClusterClaim
-from tests.factories import make_cluster
+from tests.factories import make_cluster, make_user, submitted_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -21,16 +19,7 @@ pytestmark = pytest.mark.django_db
 def plan(personas):
     for i in range(5):
         make_cluster(name=f"aks-{i}")
-    draft = actions.create_plan(
-        acting_user=personas["operator"], name="bpf", wave_spec="1, 100%", approvals_needed=1
-    )
-    return actions.submit_plan(draft, acting_user=personas["operator"])
-
-
-def second_approver():
-    user = get_user_model().objects.create_user("approver-2")
-    user.groups.add(Group.objects.get(name="approver"))
-    return user
+    return submitted_plan(personas["operator"], name="bpf", wave_spec="1, 100%", approvals_needed=1)
 
 
 def test_another_approver_approves_the_first_wave(plan, personas):
@@ -49,9 +38,7 @@ def test_another_approver_approves_the_first_wave(plan, personas):
 def test_the_plans_creator_cannot_approve_even_as_admin(personas):
     make_cluster(name="aks-solo")
     admin = personas["admin"]
-    plan = actions.submit_plan(
-        actions.create_plan(acting_user=admin, name="mine", wave_spec="100%"), acting_user=admin
-    )
+    plan = submitted_plan(admin, name="mine", wave_spec="100%")
 
     with pytest.raises(PermissionDenied, match="four eyes"):
         actions.approve_wave(plan.waves.get(), acting_user=admin, comment="mine")
@@ -73,19 +60,15 @@ def test_a_decision_needs_a_comment(plan, personas):
 def test_a_wave_needing_two_approvals_waits_for_the_second_person(personas):
     for i in range(3):
         make_cluster(name=f"aks-{i}")
-    plan = actions.submit_plan(
-        actions.create_plan(
-            acting_user=personas["operator"], name="p", wave_spec="100%", approvals_needed=2
-        ),
-        acting_user=personas["operator"],
-    )
+    plan = submitted_plan(personas["operator"], name="p", wave_spec="100%", approvals_needed=2)
     wave = plan.waves.get()
 
     wave = actions.approve_wave(wave, acting_user=personas["approver"], comment="one")
     assert wave.status == WaveStatus.AWAITING_APPROVAL
     with pytest.raises(actions.ActionRefused, match="already decided"):
         actions.approve_wave(wave, acting_user=personas["approver"], comment="again")
-    wave = actions.approve_wave(wave, acting_user=second_approver(), comment="two")
+    second = make_user("approver", username="approver-2")
+    wave = actions.approve_wave(wave, acting_user=second, comment="two")
 
     assert wave.status == WaveStatus.APPROVED
 
@@ -99,7 +82,7 @@ def test_an_approval_given_before_an_edit_no_longer_counts(plan, personas):
 
     wave = plan.waves.get(index=1)
     assert wave.status == WaveStatus.AWAITING_APPROVAL
-    assert actions.valid_approvals(wave, plan) == 0
+    assert wave.valid_approvals(plan.content_hash) == 0
 
 
 def test_a_rejection_stops_the_plan_and_frees_its_clusters(plan, personas):
@@ -112,5 +95,6 @@ def test_a_rejection_stops_the_plan_and_frees_its_clusters(plan, personas):
         WaveStatus.ABORTED,
     }
     assert not ClusterClaim.objects.exists()
+    second = make_user("approver", username="approver-2")
     with pytest.raises(actions.ActionRefused, match="rejected"):
-        actions.approve_wave(plan.waves.get(index=2), acting_user=second_approver(), comment="x")
+        actions.approve_wave(plan.waves.get(index=2), acting_user=second, comment="x")

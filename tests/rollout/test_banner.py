@@ -4,8 +4,6 @@ own plans), everyone is told which plans are paused and why; it costs a page nex
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -13,23 +11,9 @@ from django.urls import reverse
 
 from rollout import actions
 from rollout.models import RolloutPlan
-from tests.factories import make_cluster
+from tests.factories import make_user, plan_over_a_new_cluster
 
 pytestmark = pytest.mark.django_db
-
-
-def operator(name: str):
-    user = get_user_model().objects.create_user(username=name)
-    user.groups.add(Group.objects.get(name="operator"))
-    return user
-
-
-def submitted(creator, name: str):
-    make_cluster(name=f"aks-{name}")
-    plan = actions.create_plan(
-        acting_user=creator, name=name, selection={"names": [f"aks-{name}"]}, wave_spec="100%"
-    )
-    return actions.submit_plan(plan, acting_user=creator)
 
 
 def banners(client) -> str:
@@ -40,7 +24,7 @@ def banners(client) -> str:
 
 
 def test_an_approver_is_told_which_wave_awaits_approval_with_a_link(client_as):
-    plan = submitted(operator("olga"), "eBPF canary")
+    plan = plan_over_a_new_cluster(make_user("operator", username="olga"), "eBPF canary")
 
     shown = banners(client_as("approver"))
 
@@ -49,7 +33,7 @@ def test_an_approver_is_told_which_wave_awaits_approval_with_a_link(client_as):
 
 
 def test_no_approval_banner_for_those_who_may_not_approve_it(client_as, personas):
-    submitted(personas["admin"], "admins own plan")
+    plan_over_a_new_cluster(personas["admin"], "admins own plan")
 
     assert banners(client_as("admin")) == ""  # four eyes: not their own plan
     assert banners(client_as("operator")) == ""  # no approver role
@@ -58,7 +42,7 @@ def test_no_approval_banner_for_those_who_may_not_approve_it(client_as, personas
 
 
 def test_the_banner_goes_once_the_approver_has_approved(client_as):
-    plan = submitted(operator("olga"), "p")
+    plan = plan_over_a_new_cluster(make_user("operator", username="olga"), "p")
     client = client_as("approver")
     assert "awaits approval" in banners(client)
 
@@ -74,7 +58,7 @@ def test_the_banner_goes_once_the_approver_has_approved(client_as):
 
 
 def test_everyone_is_told_a_plan_is_paused_and_why(client_as, personas):
-    plan = submitted(personas["operator"], "rollout west")
+    plan = plan_over_a_new_cluster(personas["operator"], "rollout west")
     operator_client = client_as("operator")
     viewer = client_as("viewer")
     assert banners(viewer) == ""
@@ -94,9 +78,9 @@ def test_everyone_is_told_a_plan_is_paused_and_why(client_as, personas):
 
 
 def test_a_long_list_is_cut_with_a_pointer_to_the_plans(client_as):
-    creator = operator("olga")
+    creator = make_user("operator", username="olga")
     for n in range(7):
-        submitted(creator, f"plan-{n}")
+        plan_over_a_new_cluster(creator, f"plan-{n}")
 
     shown = banners(client_as("approver"))
 
@@ -105,7 +89,7 @@ def test_a_long_list_is_cut_with_a_pointer_to_the_plans(client_as):
 
 
 def test_the_banner_is_not_on_the_sign_in_page(client):
-    submitted(operator("olga"), "p")
+    plan_over_a_new_cluster(make_user("operator", username="olga"), "p")
     RolloutPlan.objects.update(status="paused", paused_reason="x")
 
     html = client.get(reverse("accounts:login")).content.decode()
@@ -114,9 +98,9 @@ def test_the_banner_is_not_on_the_sign_in_page(client):
 
 
 def test_it_costs_three_queries_at_most_and_none_while_cached(client_as, django_assert_num_queries):
-    creator = operator("olga")
+    creator = make_user("operator", username="olga")
     for n in range(4):
-        plan = submitted(creator, f"plan-{n}")
+        plan = plan_over_a_new_cluster(creator, f"plan-{n}")
     actions.pause_plan(plan, acting_user=creator, reason="look")
     client = client_as("approver")
     url = reverse("rollout:plans")
@@ -134,7 +118,7 @@ def test_it_costs_three_queries_at_most_and_none_while_cached(client_as, django_
 
 
 def test_the_live_fragments_do_not_read_it(client_as):
-    plan = submitted(operator("olga"), "p")
+    plan = plan_over_a_new_cluster(make_user("operator", username="olga"), "p")
     client = client_as("approver")
     url = reverse("rollout:plan_cards", kwargs={"pk": plan.pk})
     client.get(url)

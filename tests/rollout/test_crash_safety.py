@@ -3,7 +3,8 @@ aksim) while the worker is killed with SIGKILL at 30 random moments: 20 times it
 group, started again each time, and 10 times one prefork pool child only, which Celery replaces.
 The database is the truth, so the wave still ends with every cluster at BpfVeth, aksim accepted
 exactly one PUT per cluster (the target's own request id), no scan is left open and nothing is
-stuck; the audit chain verifies."""
+stuck; the audit chain verifies, and it holds every move each cluster, the wave and the plan
+made, in order, and none that did not happen."""
 
 from __future__ import annotations
 
@@ -18,27 +19,26 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from celery import Celery
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db.models import Count
 from django.utils import timezone
 from django_celery_beat.schedulers import ModelEntry
 
 from audit.verification import verify_stored_chain
 from config.celery_app import app as celery_app
-from fleet import preflight
 from fleet.choices import SCAN_OPEN, ScanStatus, SyncTrigger
 from fleet.models import Cluster, PreflightScan
 from fleet.sync import run_sync
+from preflight import scans as preflight
 from rollout import actions, engine
 from rollout.choices import TARGET_SETTLED, PlanStatus, TargetStatus
 from rollout.models import RolloutPlan, RolloutTarget
 from tests.aksim_server import Aksim, clean_fleet, start_aksim
+from tests.factories import lone_target, make_user, submitted_plan
 from tests.processes import BIN, Process, wait_until
+from tests.rollout.audit_trails import plan_trail_problems
 
 CLUSTERS, SUBSCRIPTIONS, FLEET_SEED = 100, 2, 6
 GROUP, CHILD = "worker group", "pool child"
@@ -186,12 +186,6 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def user(name: str, role: str) -> Any:
-    made = get_user_model().objects.create_user(name)
-    made.groups.add(Group.objects.get(name=role))
-    return made
-
-
 def unsettled(plan: RolloutPlan) -> dict[str, int]:
     return dict(
         plan.targets.exclude(status__in=TARGET_SETTLED)
@@ -237,12 +231,13 @@ def test_a_wave_survives_its_worker_killed_at_random_moments(
         {**env, "WAVEGATE_SCAN_EXPIRY_CHECK_SECONDS": "5"},
         tmp_path / "beat.log",
     )
-    operator, approver = user("olga", "operator"), user("arun", "approver")
+    operator = make_user("operator", username="olga")
+    approver = make_user("approver", username="arun")
     rng = random.Random(SEED)
     kinds = [GROUP] * GROUP_KILLS + [CHILD] * CHILD_KILLS
     rng.shuffle(kinds)
-    plan = actions.create_plan(
-        acting_user=operator,
+    plan = submitted_plan(
+        operator,
         name="crash-safety",
         wave_spec="100%",
         concurrency=20,
@@ -250,7 +245,6 @@ def test_a_wave_survives_its_worker_killed_at_random_moments(
         failure_budget="100%",  # a failure must show in the asserts, not pause the plan
         respect_maintenance_windows=False,
     )
-    plan = actions.submit_plan(plan, acting_user=operator)
     assert plan.targets.count() == CLUSTERS
     try:
         worker.start()
@@ -350,6 +344,10 @@ def test_a_wave_survives_its_worker_killed_at_random_moments(
     assert all(aksim.truth(c)["accelerationMode"] == "BpfVeth" for c in aksim.fleet.clusters)
 
     assert verify_stored_chain().intact
+    # Every move of the plan, its wave and each cluster has its audit event, in order, none
+    # missing and none for a move that did not happen, whatever the kills interrupted.
+    trail = plan_trail_problems(plan)
+    assert not trail, "\n".join(trail[:20])
 
 
 # --- the crash windows above, one at a time ---------------------------------------------------
@@ -406,16 +404,7 @@ def clean_target(wavegate_on_aksim: Aksim, personas, settings) -> RolloutTarget:
     settings.WAVEGATE_SCAN_POLL_SECONDS = 0.05
     settings.WAVEGATE_SCAN_DEADLINE_SECONDS = 5.0
     assert run_sync(SyncTrigger.COMMAND).status == "succeeded"
-    spec = wavegate_on_aksim.fleet.clusters[0]
-    plan = actions.create_plan(
-        acting_user=personas["operator"],
-        name=f"one-{spec.name}",
-        wave_spec="100%",
-        selection={"names": [spec.name]},
-        respect_maintenance_windows=False,
-    )
-    plan = actions.submit_plan(plan, acting_user=personas["operator"])
-    target = plan.targets.get()
+    target = lone_target(personas["operator"], wavegate_on_aksim.fleet.clusters[0].name)
     assert engine.advance(target.pk, go_on=False).status == T.PREFLIGHT
     return target
 

@@ -15,38 +15,20 @@ from fleet.models import Cluster
 from rollout import actions, engine
 from rollout.choices import Goal, TargetStatus
 from rollout.models import RolloutTarget
-from tests.aksim.test_arm_sdk import eligible_clean
+from tests.aksim.builders import eligible_clean
 from tests.aksim_server import Aksim
+from tests.factories import lone_target, submitted_plan
+from tests.rollout.stepping import run_until_settled
 
 pytestmark = pytest.mark.django_db
-SETTLED = {"enabled", "failed", "blocked", "skipped", "rolled_back"}
 
 
 def target_for(
     spec: Spec, personas, goal: str = Goal.BPFVETH, windows: bool = False
 ) -> RolloutTarget:
-    plan = actions.create_plan(
-        acting_user=personas["operator"],
-        respect_maintenance_windows=windows,
-        name=f"one-{spec.name}",
-        goal=goal,
-        wave_spec="100%",
-        selection={"names": [spec.name]},
+    return lone_target(
+        personas["operator"], spec.name, goal=goal, respect_maintenance_windows=windows
     )
-    plan = actions.submit_plan(plan, acting_user=personas["operator"])
-    return plan.targets.get()
-
-
-def run_until_settled(target: RolloutTarget, steps: int = 400) -> list[str]:
-    seen = [target.status]
-    for _ in range(steps):
-        status = engine.advance(target.pk, go_on=False).status  # one step at a time, to see each
-        if status != seen[-1]:
-            seen.append(status)
-        if status in SETTLED:
-            return seen
-        time.sleep(0.02)
-    raise AssertionError(f"target stuck after {steps} steps: {seen}")
 
 
 def accepted_puts(aksim: Aksim, spec: Spec) -> list[dict]:
@@ -193,14 +175,13 @@ def test_windows_opening_together_start_no_more_clusters_than_the_concurrency(fl
     Cluster.objects.filter(name__in=(first.name, second.name)).update(
         maintenance_window=daily_window(now + datetime.timedelta(hours=3), 1)  # closed now
     )
-    plan = actions.create_plan(
-        acting_user=personas["operator"],
+    plan = submitted_plan(
+        personas["operator"],
         name="windows",
         wave_spec="100%",
         concurrency=1,
         selection={"names": [first.name, second.name]},
     )
-    plan = actions.submit_plan(plan, acting_user=personas["operator"])
     one, two = plan.targets.order_by("position")
     RolloutTarget.objects.filter(plan=plan).update(status=TargetStatus.PREFLIGHT)
     for target in (one, two):  # both wait, and a cluster waiting takes no slot

@@ -4,7 +4,6 @@ back returns clusters to None in aksim, and the plan runs to its end."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -12,10 +11,12 @@ import pytest
 
 from audit.models import AuditEvent
 from audit.verification import verify_stored_chain
-from rollout import actions, reconcile, tasks
-from rollout.choices import PlanStatus, TargetStatus, WaveStatus
+from rollout import actions
+from rollout.choices import TARGET_IN_FLIGHT, PlanStatus, TargetStatus, WaveStatus
 from rollout.models import RolloutPlan, RolloutTarget
 from tests.aksim_server import Aksim, clean_fleet, start_aksim
+from tests.factories import submitted_plan
+from tests.rollout.stepping import run_tick
 
 pytestmark = pytest.mark.django_db
 CLUSTERS = 20
@@ -29,11 +30,6 @@ def aksim_server(tmp_path_factory) -> Iterator[Aksim]:
         yield server
     finally:
         server.process.stop()
-
-
-def run_tick() -> None:
-    time.sleep(0.05)  # steps wait as Azure's Retry-After says: let time pass between ticks
-    tasks.tick()  # eagerly: each step runs here, and its next when a later tick finds it due
 
 
 def tick_until(condition, what: str, ticks: int = 1200) -> None:
@@ -57,17 +53,16 @@ def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled
 ):
     operator, approver = personas["operator"], personas["approver"]
     fleet.admin("PUT", "faults", {"lroFailureRate": 0.2})  # every fifth operation fails
-    plan = actions.create_plan(
-        acting_user=operator,
-        name="budgeted",
-        wave_spec="100%",
-        concurrency=3,
-        failure_budget="10%",  # 2 of 20
-        soak_minutes=0,
-        respect_maintenance_windows=False,
-    )
     with django_capture_on_commit_callbacks(execute=True):
-        plan = actions.submit_plan(plan, acting_user=operator)
+        plan = submitted_plan(
+            operator,
+            name="budgeted",
+            wave_spec="100%",
+            concurrency=3,
+            failure_budget="10%",  # 2 of 20
+            soak_minutes=0,
+            respect_maintenance_windows=False,
+        )
     wave = plan.waves.get()
     assert wave.targets.count() == CLUSTERS
     run_tick()
@@ -93,7 +88,7 @@ def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled
     wave.refresh_from_db()
     assert wave.status == WaveStatus.PAUSED
     # Nothing new starts while paused: clusters in flight finish, the rest wait.
-    tick_until(lambda: not plan.targets.filter(status__in=reconcile.IN_FLIGHT).exists(), "idle")
+    tick_until(lambda: not plan.targets.filter(status__in=TARGET_IN_FLIGHT).exists(), "idle")
     for _ in range(5):
         run_tick()
     counts = Counter(plan.targets.values_list("status", flat=True))

@@ -5,17 +5,16 @@ on a node NotReady or a new warning; resuming acknowledges what was seen."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from aksim.fleetfile import Cluster as Spec
 from audit.models import AuditEvent
-from rollout import actions, engine, tasks
+from rollout import actions, engine
 from rollout.choices import PlanStatus, TargetStatus, WaveStatus
 from rollout.models import RolloutPlan
-from tests.aksim.test_arm_sdk import eligible_clean
-from tests.rollout.test_engine_steps import run_until_settled, target_for
+from tests.aksim.builders import eligible_clean
+from tests.factories import lone_target, submitted_plan
+from tests.rollout.stepping import run_tick, run_until_settled
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +32,7 @@ def test_a_warning_after_the_change_fails_the_cluster_naming_node_and_reason(fle
     node = linux_nodes(spec)[0]
     # AKS raises it once BpfVeth is on: something on this node keeps adding iptables rules.
     change(fleet, spec, warnings={node: ["BlockedIPTablesRule"]})
-    target = target_for(spec, personas)
+    target = lone_target(personas["operator"], spec.name)
 
     assert run_until_settled(target)[-1] == "failed"
 
@@ -50,7 +49,7 @@ def test_a_warning_after_the_change_fails_the_cluster_naming_node_and_reason(fle
 def test_a_node_not_ready_holds_verification_until_it_returns(fleet, personas, settings):
     spec = fleet.one(eligible_clean, "eligible clean cluster")
     node = linux_nodes(spec)[-1]
-    target = target_for(spec, personas)
+    target = lone_target(personas["operator"], spec.name)
     for _ in range(200):
         if engine.advance(target.pk).status == TargetStatus.ENABLING:
             break
@@ -75,7 +74,7 @@ def test_nodes_that_never_settle_fail_the_cluster_after_the_limit(fleet, persona
     settings.WAVEGATE_VERIFY_NODES_MINUTES = 0.001
     spec = fleet.one(eligible_clean, "eligible clean cluster")
     node = linux_nodes(spec)[0]
-    target = target_for(spec, personas)
+    target = lone_target(personas["operator"], spec.name)
     for _ in range(200):
         if engine.advance(target.pk).status == TargetStatus.ENABLING:
             break
@@ -88,26 +87,20 @@ def test_nodes_that_never_settle_fail_the_cluster_after_the_limit(fleet, persona
     assert node in target.error_message
 
 
-def run_tick() -> None:
-    time.sleep(0.05)  # steps wait as Azure's Retry-After says: let time pass between ticks
-    tasks.tick()  # eagerly: each step runs here, and its next when a later tick finds it due
-
-
 def test_the_soak_watch_pauses_on_a_node_not_ready_and_a_new_warning(
     fleet, personas, settings, eager
 ):
     settings.WAVEGATE_SOAK_CHECK_SECONDS = 0
     first, second = fleet.clusters(eligible_clean)[:2]
     operator, approver = personas["operator"], personas["approver"]
-    plan = actions.create_plan(
-        acting_user=operator,
+    plan = submitted_plan(
+        operator,
         name="soaked",
         wave_spec="100%",
         soak_minutes=30,
         respect_maintenance_windows=False,
         selection={"names": [first.name, second.name]},
     )
-    plan = actions.submit_plan(plan, acting_user=operator)
     wave = plan.waves.get()
     run_tick()
     actions.approve_wave(wave, acting_user=approver, comment="go")
@@ -142,7 +135,10 @@ def test_the_soak_watch_pauses_on_a_node_not_ready_and_a_new_warning(
     wave.refresh_from_db()
     assert (plan.status, wave.status) == (PlanStatus.RUNNING, WaveStatus.SOAKING)
     resumed = AuditEvent.objects.filter(action="rollout.plan_resumed").last()
-    assert resumed.after == {"acknowledged": {first.name: [f"{node}/NotReady"]}}
+    assert resumed.after == {
+        "status": PlanStatus.RUNNING,
+        "acknowledged": {first.name: [f"{node}/NotReady"]},
+    }
 
     other = linux_nodes(second)[0]
     change(fleet, second, warnings={other: ["UnexpectedIPTablesRules"]})

@@ -9,8 +9,8 @@ from audit.models import AuditEvent
 from rollout import actions, reconcile
 from rollout.choices import PlanStatus, TargetStatus, WaveStatus
 from rollout.models import ClusterClaim, RolloutTarget, Wave
-from tests.factories import make_cluster
-from tests.rollout.conftest import Sent
+from tests.factories import approved_plan, make_cluster, submitted_plan
+from tests.rollout.stepping import Sent
 
 pytestmark = pytest.mark.django_db
 
@@ -20,13 +20,9 @@ def running(personas):
     """A plan whose first wave was approved and started by the reconciler."""
     for i in range(6):
         make_cluster(name=f"aks-{i}")
-    plan = actions.submit_plan(
-        actions.create_plan(
-            acting_user=personas["operator"], name="p", wave_spec="2, 100%", concurrency=1
-        ),
-        acting_user=personas["operator"],
+    plan = approved_plan(
+        personas["operator"], personas["approver"], name="p", wave_spec="2, 100%", concurrency=1
     )
-    actions.approve_wave(plan.waves.get(index=1), acting_user=personas["approver"], comment="ok")
     sent = Sent()
     reconcile.tick(sent)
     plan.refresh_from_db()
@@ -183,10 +179,7 @@ def test_a_cluster_of_an_aborted_plan_cannot_be_retried(running, personas, clien
 def test_a_rollback_plans_done_cluster_offers_no_roll_back(personas):
     operator = personas["operator"]
     make_cluster(name="aks-on", acceleration_mode="BpfVeth")
-    plan = actions.submit_plan(
-        actions.create_plan(acting_user=operator, name="back", goal="None", wave_spec="100%"),
-        acting_user=operator,
-    )
+    plan = submitted_plan(operator, name="back", goal="None", wave_spec="100%")
     target = plan.targets.get()
     RolloutTarget.objects.filter(pk=target.pk).update(status=TargetStatus.ENABLED)
     target.refresh_from_db()
@@ -218,13 +211,9 @@ def test_the_emergency_stop_button_pauses_every_running_plan(running, client_as)
 
 def test_an_approver_who_approved_is_told_what_is_missing_and_not_asked_again(personas, client_as):
     make_cluster(name="aks-two")
-    plan = actions.submit_plan(
-        actions.create_plan(
-            acting_user=personas["operator"], name="two-eyes", wave_spec="100%",
-            approvals_needed=2,
-        ),
-        acting_user=personas["operator"],
-    )  # fmt: skip
+    plan = submitted_plan(
+        personas["operator"], name="two-eyes", wave_spec="100%", approvals_needed=2
+    )
     wave = plan.waves.get()
     approver = client_as("approver")
     assert b'data-testid="approve"' in approver.get(f"/plans/{plan.pk}/").content
@@ -243,14 +232,11 @@ def test_a_cluster_retried_while_its_wave_soaks_runs_and_the_wave_soaks_again(pe
     operator = personas["operator"]
     for i in range(2):
         make_cluster(name=f"soak-{i}")
-    plan = actions.submit_plan(
-        actions.create_plan(
-            acting_user=operator, name="s", wave_spec="100%", failure_budget="1", soak_minutes=30
-        ),
-        acting_user=operator,
-    )
+    plan = approved_plan(
+        operator, personas["approver"], name="s", wave_spec="100%", failure_budget="1",
+        soak_minutes=30,
+    )  # fmt: skip
     wave = plan.waves.get()
-    actions.approve_wave(wave, acting_user=personas["approver"], comment="ok")
     reconcile.tick(Sent())
     done, failed = plan.targets.order_by("position")
     RolloutTarget.objects.filter(pk=done.pk).update(status=TargetStatus.ENABLED)

@@ -10,8 +10,7 @@ from audit.models import AuditEvent
 from rollout import actions
 from rollout.choices import PlanStatus, WaveStatus
 from rollout.models import Approval, RolloutPlan
-from tests.factories import make_cluster
-from tests.rollout.test_plan_pages import FORM
+from tests.factories import make_cluster, plan_form, submitted_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -22,8 +21,8 @@ def plan(personas):
     for i in range(6):
         make_cluster(name=f"aks-{i}", tags={"ring": "broad", "team": "a"})
     make_cluster(name="aks-b", tags={"ring": "broad", "team": "b"})
-    made = actions.create_plan(
-        acting_user=personas["operator"],
+    return submitted_plan(
+        personas["operator"],
         name="team a",
         selection={"tags": {"team": "a"}, "names": ["aks-*"]},
         wave_spec="1, 100%",
@@ -31,7 +30,6 @@ def plan(personas):
         failure_budget="10%",
         approvals_needed=2,
     )
-    return actions.submit_plan(made, acting_user=personas["operator"])
 
 
 def edit_url(plan: RolloutPlan) -> str:
@@ -77,8 +75,8 @@ def test_saving_submits_the_plan_again_and_says_the_approvals_were_voided(
 
     response = client_as("operator").post(
         edit_url(plan),
-        {**FORM, "name": "team a, slower", "tags": "team=a", "names": "aks-*", "wave_spec": "2, 100%",
-         "approvals_needed": "1"},
+        plan_form(name="team a, slower", tags="team=a", names="aks-*", wave_spec="2, 100%",
+                  approvals_needed="1"),
         follow=True,
     )  # fmt: skip
 
@@ -103,7 +101,7 @@ def test_saving_submits_the_plan_again_and_says_the_approvals_were_voided(
 
 
 def test_the_preview_of_an_edit_counts_the_plans_own_clusters_as_free(client_as, plan):
-    form = {**FORM, "tags": "team=a", "names": "aks-*", "wave_spec": "1, 100%"}
+    form = plan_form(tags="team=a", names="aks-*", wave_spec="1, 100%")
     client = client_as("operator")
 
     as_new = client.post(reverse("rollout:plan_preview"), form).content.decode()
@@ -123,7 +121,7 @@ def test_a_form_error_keeps_the_plan_as_it_was(client_as, personas, plan):
     approve(plan, personas["approver"])
 
     response = client_as("operator").post(
-        edit_url(plan), {**FORM, "tags": "team=a", "wave_spec": "1, 50%"}
+        edit_url(plan), plan_form(tags="team=a", wave_spec="1, 50%")
     )
 
     assert response.status_code == 200
@@ -136,7 +134,7 @@ def test_a_form_error_keeps_the_plan_as_it_was(client_as, personas, plan):
 def test_a_refused_submit_leaves_the_plan_and_its_approvals_as_they_were(client_as, personas, plan):
     approve(plan, personas["approver"])
 
-    response = client_as("operator").post(edit_url(plan), {**FORM, "names": "nothing-*"})
+    response = client_as("operator").post(edit_url(plan), plan_form(names="nothing-*"))
 
     assert response.status_code == 200
     assert "selects no cluster" in response.content.decode()
@@ -152,7 +150,7 @@ def test_a_plan_that_has_started_cannot_be_edited(client_as, plan, method):
     RolloutPlan.objects.filter(pk=plan.pk).update(status=PlanStatus.RUNNING)
     client = client_as("operator")
 
-    response = getattr(client, method)(edit_url(plan), {**FORM, "names": "aks-*"}, follow=True)
+    response = getattr(client, method)(edit_url(plan), plan_form(names="aks-*"), follow=True)
 
     assert response.redirect_chain[-1][0] == reverse("rollout:plan", kwargs={"pk": plan.pk})
     assert "is running: it can no longer be edited" in response.content.decode()
@@ -162,7 +160,7 @@ def test_a_plan_that_has_started_cannot_be_edited(client_as, plan, method):
 
 def test_only_operators_edit(client_as, plan):
     for role in ("viewer", "approver", "auditor"):
-        response = client_as(role).post(edit_url(plan), {**FORM, "names": "aks-*"})
+        response = client_as(role).post(edit_url(plan), plan_form(names="aks-*"))
         assert response.status_code == 403
     assert (
         client_as("operator")

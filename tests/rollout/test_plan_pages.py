@@ -8,25 +8,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from rollout import actions
 from rollout.choices import PlanStatus, WaveStatus
 from rollout.models import Approval, RolloutPlan
-from tests.factories import make_cluster
+from tests.factories import make_cluster, plan_form, submitted_plan
 
 pytestmark = pytest.mark.django_db
 
-FORM = {
-    "name": "eBPF everywhere",
-    "goal": "BpfVeth",
-    "tags": "",
-    "names": "",
-    "wave_spec": "1, 50%, 100%",
-    "concurrency": "2",
-    "failure_budget": "0",
-    "soak_minutes": "30",
-    "respect_maintenance_windows": "on",
-    "approvals_needed": "1",
-}
+FORM = plan_form()
 
 
 @pytest.fixture
@@ -39,8 +27,7 @@ def fleet():
 
 @pytest.fixture
 def submitted(fleet, personas):
-    plan = actions.create_plan(acting_user=personas["operator"], name="p", wave_spec="2, 100%")
-    return actions.submit_plan(plan, acting_user=personas["operator"])
+    return submitted_plan(personas["operator"], name="p", wave_spec="2, 100%")
 
 
 def test_it_lists_plans_newest_first_with_waves_and_cluster_counts(
@@ -85,29 +72,19 @@ def test_the_list_needs_a_fixed_number_of_queries_however_many_plans(
     client_as, personas, fleet, django_assert_max_num_queries
 ):
     for i in range(3):
-        actions.submit_plan(
-            actions.create_plan(
-                acting_user=personas["operator"], name=f"p{i}", selection={"names": [f"aks-{i}"]}
-            ),
-            acting_user=personas["operator"],
-        )
+        submitted_plan(personas["operator"], name=f"p{i}", selection={"names": [f"aks-{i}"]})
     client = client_as("viewer")
     with django_assert_max_num_queries(12) as few:
         client.get(reverse("rollout:plans"))
     for i in range(3, 6):
-        actions.submit_plan(
-            actions.create_plan(
-                acting_user=personas["operator"], name=f"p{i}", selection={"names": [f"aks-{i}"]}
-            ),
-            acting_user=personas["operator"],
-        )
+        submitted_plan(personas["operator"], name=f"p{i}", selection={"names": [f"aks-{i}"]})
     with django_assert_max_num_queries(len(few.captured_queries)):
         client.get(reverse("rollout:plans"))
 
 
 def test_the_preview_shows_the_wave_sizes_and_who_is_set_apart(client_as, fleet):
     # The page asks for a preview as soon as it loads, before any name is typed.
-    response = client_as("operator").post(reverse("rollout:plan_preview"), {**FORM, "name": ""})
+    response = client_as("operator").post(reverse("rollout:plan_preview"), plan_form(name=""))
 
     page = response.content.decode()
     assert response.status_code == 200
@@ -124,7 +101,7 @@ def test_the_preview_shows_the_wave_sizes_and_who_is_set_apart(client_as, fleet)
 
 def test_a_bad_wave_spec_shows_the_error_and_saves_nothing(client_as, fleet):
     client = client_as("operator")
-    bad = {**FORM, "wave_spec": "1, 5%, 50%"}
+    bad = plan_form(wave_spec="1, 5%, 50%")
 
     preview = client.post(reverse("rollout:plan_preview"), bad).content.decode()
     response = client.post(reverse("rollout:plan_new"), bad)
@@ -138,9 +115,7 @@ def test_a_bad_wave_spec_shows_the_error_and_saves_nothing(client_as, fleet):
 
 
 def test_a_selection_with_no_cluster_shows_why_and_saves_nothing(client_as, fleet):
-    response = client_as("operator").post(
-        reverse("rollout:plan_new"), {**FORM, "names": "nothing-*"}
-    )
+    response = client_as("operator").post(reverse("rollout:plan_new"), plan_form(names="nothing-*"))
 
     assert response.status_code == 200
     assert "selects no cluster" in response.content.decode()
@@ -148,14 +123,14 @@ def test_a_selection_with_no_cluster_shows_why_and_saves_nothing(client_as, flee
 
 
 def test_a_malformed_tag_line_is_a_form_error(client_as, fleet):
-    response = client_as("operator").post(reverse("rollout:plan_preview"), {**FORM, "tags": "env"})
+    response = client_as("operator").post(reverse("rollout:plan_preview"), plan_form(tags="env"))
 
     assert "is not key=value" in response.content.decode()
 
 
 def test_the_form_creates_and_submits_the_plan(client_as, fleet, personas):
     response = client_as("operator").post(
-        reverse("rollout:plan_new"), {**FORM, "tags": "ring=broad", "names": "aks-*"}
+        reverse("rollout:plan_new"), plan_form(tags="ring=broad", names="aks-*")
     )
 
     plan = RolloutPlan.objects.get()

@@ -13,7 +13,13 @@ from audit.models import AuditEvent
 from rollout import actions
 from rollout.choices import PlanStatus, WaveStatus
 from rollout.models import Approval, ClusterClaim, RolloutPlan, RolloutTarget
-from tests.factories import make_cluster, make_subscription
+from tests.factories import (
+    approved_plan,
+    make_cluster,
+    make_plan,
+    make_subscription,
+    submitted_plan,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +53,7 @@ def wave_lists(plan: RolloutPlan) -> list[list[str]]:
 
 def test_submitting_freezes_the_waves_in_ring_region_name_order(operator):
     make_fleet(20)
-    plan = actions.create_plan(acting_user=operator, name="bpf-all", wave_spec="1, 10%, 50%, 100%")
+    plan = make_plan(operator, name="bpf-all", wave_spec="1, 10%, 50%, 100%")
 
     plan = actions.submit_plan(plan, acting_user=operator)
 
@@ -79,7 +85,7 @@ def test_ineligible_and_blocked_clusters_are_set_apart_with_reasons(operator):
     make_fleet(4)
     make_cluster(name="old", kubernetes_version="1.30.1")
     make_cluster(name="dirty", preflight="blocked")
-    plan = actions.create_plan(acting_user=operator, name="p", wave_spec="100%")
+    plan = make_plan(operator, name="p", wave_spec="100%")
 
     plan = actions.submit_plan(plan, acting_user=operator)
 
@@ -93,11 +99,8 @@ def test_ineligible_and_blocked_clusters_are_set_apart_with_reasons(operator):
 
 def test_a_cluster_in_another_active_plan_is_left_out_naming_that_plan(operator):
     make_fleet(6)
-    first = actions.create_plan(
-        acting_user=operator, name="canaries", wave_spec="100%", selection={"rings": ["canary"]}
-    )
-    actions.submit_plan(first, acting_user=operator)
-    second = actions.create_plan(acting_user=operator, name="everything", wave_spec="1, 100%")
+    submitted_plan(operator, name="canaries", wave_spec="100%", selection={"rings": ["canary"]})
+    second = make_plan(operator, name="everything", wave_spec="1, 100%")
 
     second = actions.submit_plan(second, acting_user=operator)
 
@@ -109,19 +112,7 @@ def test_a_cluster_in_another_active_plan_is_left_out_naming_that_plan(operator)
 
 def test_editing_a_submitted_plan_voids_its_approvals_and_frees_its_clusters(operator, personas):
     make_fleet(5)
-    plan = actions.submit_plan(
-        actions.create_plan(acting_user=operator, name="p", wave_spec="1, 100%"),
-        acting_user=operator,
-    )
-    wave = plan.waves.get(index=1)
-    Approval.objects.create(
-        wave=wave,
-        user=personas["approver"],
-        decision="approve",
-        comment="looks fine",
-        plan_hash=plan.content_hash,
-        created_at=timezone.now(),
-    )
+    plan = approved_plan(operator, personas["approver"], name="p", wave_spec="1, 100%")
 
     plan = actions.edit_plan(plan, acting_user=operator, soak_minutes=60)
 
@@ -136,10 +127,7 @@ def test_editing_a_submitted_plan_voids_its_approvals_and_frees_its_clusters(ope
 
 def test_the_hash_covers_the_frozen_cluster_lists(operator):
     clusters = make_fleet(6)
-    plan = actions.submit_plan(
-        actions.create_plan(acting_user=operator, name="p", wave_spec="1, 100%"),
-        acting_user=operator,
-    )
+    plan = submitted_plan(operator, name="p", wave_spec="1, 100%")
     first_hash = plan.content_hash
     plan = actions.edit_plan(plan, acting_user=operator)  # same settings
     clusters[0].removed_at = timezone.now() - timedelta(minutes=1)
@@ -173,9 +161,7 @@ def test_a_bad_plan_is_refused_with_what_to_change_and_nothing_is_saved(operator
 
 def test_a_plan_that_selects_nothing_usable_is_refused_and_stays_a_draft(operator):
     make_fleet(3)
-    plan = actions.create_plan(
-        acting_user=operator, name="p", wave_spec="100%", selection={"regions": ["mars"]}
-    )
+    plan = make_plan(operator, name="p", wave_spec="100%", selection={"regions": ["mars"]})
 
     with pytest.raises(actions.ActionRefused, match="selects no cluster"):
         actions.submit_plan(plan, acting_user=operator)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 
 from audit.models import AuditEvent
 from audit.verification import verify_stored_chain
@@ -18,16 +16,11 @@ from fleet.sync import run_sync
 from rollout import actions
 from rollout.choices import PlanStatus, TargetStatus, WaveStatus
 from rollout.models import RolloutPlan
-from tests.aksim.test_arm_sdk import eligible_clean
+from tests.aksim.builders import eligible_clean
 from tests.conftest import start_beat, start_worker, tasks_sent_to
+from tests.factories import make_user, submitted_plan
 
 TIMEOUT = 420
-
-
-def user(name: str, role: str):
-    made = get_user_model().objects.create_user(name)
-    made.groups.add(Group.objects.get(name=role))
-    return made
 
 
 @pytest.mark.timeout(TIMEOUT + 120)
@@ -47,11 +40,12 @@ def test_a_plan_over_60_clusters_runs_wave_by_wave_to_bpfveth(
         isolated_db.url, tmp_path / "worker.log", env, "--pool", "threads", "--concurrency", "8"
     )
     beat = start_beat(isolated_db.url, worker, tmp_path, env)
-    operator, approver = user("olga", "operator"), user("arun", "approver")
+    operator = make_user("operator", username="olga")
+    approver = make_user("approver", username="arun")
     try:
         with tasks_sent_to(worker):
-            plan = actions.create_plan(
-                acting_user=operator,
+            plan = submitted_plan(
+                operator,
                 name="bpfveth-everywhere",
                 wave_spec="1, 10%, 50%, 100%",
                 concurrency=10,
@@ -66,7 +60,6 @@ def test_a_plan_over_60_clusters_runs_wave_by_wave_to_bpfveth(
                 # (test_engine_steps.py); here every cluster goes at once.
                 respect_maintenance_windows=False,
             )
-            plan = actions.submit_plan(plan, acting_user=operator)
             deadline = time.monotonic() + TIMEOUT
             while True:
                 plan.refresh_from_db()

@@ -17,8 +17,9 @@ from aksim.generate import _eligible
 from rollout import actions, engine, reconcile, tasks
 from rollout.choices import TargetStatus
 from rollout.models import RolloutPlan, RolloutTarget
-from tests.aksim.test_arm_sdk import eligible_clean
-from tests.rollout.conftest import Sent
+from tests.aksim.builders import eligible_clean
+from tests.factories import approved_plan, submitted_plan
+from tests.rollout.stepping import Sent
 
 pytestmark = pytest.mark.django_db
 T = TargetStatus
@@ -28,8 +29,9 @@ def started_plan(fleet, personas, clusters: int) -> tuple[RolloutPlan, Sent]:
     """A plan over `clusters` clean clusters at concurrency 1, approved, and the ids the
     reconciler's first tick sent a step to."""
     names = sorted(c.name for c in fleet.fleet.clusters if eligible_clean(c) and _eligible(c))
-    plan = actions.create_plan(
-        acting_user=personas["operator"],
+    plan = approved_plan(
+        personas["operator"],
+        personas["approver"],
         name="scheduled",
         wave_spec="100%",
         concurrency=1,
@@ -37,8 +39,6 @@ def started_plan(fleet, personas, clusters: int) -> tuple[RolloutPlan, Sent]:
         respect_maintenance_windows=False,
         selection={"names": names[:clusters]},
     )
-    plan = actions.submit_plan(plan, acting_user=personas["operator"])
-    actions.approve_wave(plan.waves.get(), acting_user=personas["approver"], comment="go")
     sent = Sent()
     reconcile.tick(sent)
     return plan, sent
@@ -128,14 +128,13 @@ def test_an_approval_starts_its_wave_at_once_rather_than_at_beats_next_tick(
     fleet, personas, eager, django_capture_on_commit_callbacks
 ):
     spec = next(c for c in fleet.fleet.clusters if eligible_clean(c) and _eligible(c))
-    plan = actions.create_plan(
-        acting_user=personas["operator"],
+    plan = submitted_plan(
+        personas["operator"],
         name="approved",
         wave_spec="100%",
         respect_maintenance_windows=False,
         selection={"names": [spec.name]},
     )
-    plan = actions.submit_plan(plan, acting_user=personas["operator"])
 
     with django_capture_on_commit_callbacks(execute=True):
         actions.approve_wave(plan.waves.get(), acting_user=personas["approver"], comment="go")

@@ -10,10 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from fleet.models import Cluster
-from rollout import actions
 from rollout.choices import TargetStatus, WaveStatus
 from rollout.models import RolloutPlan, RolloutTarget, Wave
-from tests.factories import make_cluster, make_subscription
+from tests.factories import make_cluster, make_subscription, submitted_plan
 
 pytestmark = pytest.mark.django_db
 DASH = "\N{EN DASH}"  # between the first and last row shown: "Clusters 1-100 of 1000"
@@ -29,8 +28,7 @@ def plan(personas):
     """Submitted by the operator: wave 1 of 2 clusters awaits approval, wave 2 has 3."""
     for i in range(5):
         make_cluster(name=f"aks-{i}")
-    made = actions.create_plan(acting_user=personas["operator"], name="p", wave_spec="2, 100%")
-    return actions.submit_plan(made, acting_user=personas["operator"])
+    return submitted_plan(personas["operator"], name="p", wave_spec="2, 100%")
 
 
 def first_target(plan: RolloutPlan, index: int = 1) -> RolloutTarget:
@@ -269,10 +267,7 @@ def test_a_wave_of_a_thousand_clusters_costs_what_a_wave_of_ten_does(
     client_as, personas, django_assert_num_queries
 ):
     bulk_clusters(1010)
-    plan = actions.submit_plan(
-        actions.create_plan(acting_user=personas["operator"], name="big", wave_spec="10, 100%"),
-        acting_user=personas["operator"],
-    )
+    plan = submitted_plan(personas["operator"], name="big", wave_spec="10, 100%")
     big = plan.targets.filter(wave__index=2).order_by("position")
     for target in big[:3]:
         failed(target)

@@ -9,25 +9,15 @@ import hmac
 import logging
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from audit.models import AuditEvent
 from rollout import actions, notify
 from rollout.tasks import send_webhook
 from tests.conftest import start_worker, tasks_sent_to
-from tests.factories import make_cluster
+from tests.factories import make_user, plan_over_a_new_cluster
 from tests.processes import free_port, wait_until
 from tests.rollout.conftest import SECRET
-
-
-def make_plan(creator, name: str = "west"):
-    make_cluster(name=f"aks-{name}")
-    plan = actions.create_plan(
-        acting_user=creator, name=name, selection={"names": [f"aks-{name}"]}, wave_spec="100%"
-    )
-    return actions.submit_plan(plan, acting_user=creator)
 
 
 def signed(headers: dict[str, str], body: bytes) -> bool:
@@ -39,7 +29,7 @@ def signed(headers: dict[str, str], body: bytes) -> bool:
 def test_pausing_a_plan_posts_signed_json_and_tries_again_after_a_500(
     client_as, personas, webhook, eager, django_capture_on_commit_callbacks
 ):
-    plan = make_plan(personas["operator"])
+    plan = plan_over_a_new_cluster(personas["operator"], "west")
     webhook.answers.append(500)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -71,7 +61,7 @@ def test_pausing_a_plan_posts_signed_json_and_tries_again_after_a_500(
 
 @pytest.mark.django_db
 def test_each_announcement_has_its_own_delivery_id(personas, webhook, eager):
-    plan = make_plan(personas["operator"])
+    plan = plan_over_a_new_cluster(personas["operator"], "west")
 
     for _ in range(2):
         send_webhook.delay(notify.message("plan_paused", plan, reason="again"))
@@ -82,7 +72,7 @@ def test_each_announcement_has_its_own_delivery_id(personas, webhook, eager):
 @pytest.mark.django_db
 def test_without_a_secret_there_is_no_signature(settings, personas, webhook, eager):
     settings.WAVEGATE_WEBHOOK_SECRET = ""
-    plan = make_plan(personas["operator"])
+    plan = plan_over_a_new_cluster(personas["operator"], "west")
 
     send_webhook.delay(notify.message("plan_paused", plan))
 
@@ -92,7 +82,7 @@ def test_without_a_secret_there_is_no_signature(settings, personas, webhook, eag
 
 @pytest.mark.django_db
 def test_a_wave_awaiting_approval_links_to_the_wave(personas, webhook, eager):
-    plan = make_plan(personas["operator"])
+    plan = plan_over_a_new_cluster(personas["operator"], "west")
     wave = plan.waves.get(index=1)
 
     send_webhook.delay(notify.message("wave_awaiting_approval", plan, wave))
@@ -107,7 +97,7 @@ def test_a_wave_awaiting_approval_links_to_the_wave(personas, webhook, eager):
 def test_announce_queues_after_commit_and_only_when_a_url_is_set(
     settings, personas, django_capture_on_commit_callbacks
 ):
-    plan = make_plan(personas["operator"])
+    plan = plan_over_a_new_cluster(personas["operator"], "west")
     settings.WAVEGATE_WEBHOOK_URL = ""
     with django_capture_on_commit_callbacks() as off:
         actions.pause_plan(plan, acting_user=personas["operator"], reason="quiet")
@@ -126,8 +116,8 @@ def test_announce_queues_after_commit_and_only_when_a_url_is_set(
 def test_the_emergency_stop_announces_every_plan_it_pauses(
     personas, webhook, eager, django_capture_on_commit_callbacks
 ):
-    first = make_plan(personas["operator"], "one")
-    second = make_plan(personas["operator"], "two")
+    first = plan_over_a_new_cluster(personas["operator"], "one")
+    second = plan_over_a_new_cluster(personas["operator"], "two")
 
     with django_capture_on_commit_callbacks(execute=True):
         actions.emergency_stop(acting_user=personas["operator"], reason="incident 42")
@@ -140,7 +130,7 @@ def test_the_emergency_stop_announces_every_plan_it_pauses(
 
 @pytest.mark.django_db
 def test_a_4xx_is_not_tried_again_and_is_recorded(personas, webhook, eager, caplog):
-    plan = make_plan(personas["operator"])
+    plan = plan_over_a_new_cluster(personas["operator"], "west")
     webhook.answers.append(410)
 
     with caplog.at_level(logging.ERROR, logger="rollout.notify"):
@@ -160,7 +150,7 @@ def test_it_gives_up_after_the_last_try_with_a_log_line_and_an_audit_event(
     personas, webhook, eager, caplog, monkeypatch
 ):
     monkeypatch.setattr(send_webhook, "max_retries", 2)
-    plan = make_plan(personas["operator"])
+    plan = plan_over_a_new_cluster(personas["operator"], "west")
     webhook.answers.extend([503] * 10)
 
     with caplog.at_level(logging.ERROR, logger="rollout.notify"):
@@ -180,7 +170,7 @@ def test_an_unreachable_receiver_is_tried_again_then_given_up(
 ):
     monkeypatch.setattr(send_webhook, "max_retries", 1)
     settings.WAVEGATE_WEBHOOK_URL = f"http://127.0.0.1:{free_port()}/"  # nobody listens
-    plan = make_plan(personas["operator"])
+    plan = plan_over_a_new_cluster(personas["operator"], "west")
 
     send_webhook.delay(notify.message("plan_paused", plan))
 
@@ -201,11 +191,11 @@ def test_a_real_worker_delivers_after_a_500_with_backoff(isolated_db, receiver, 
             "WAVEGATE_WEBHOOK_BACKOFF_SECONDS": "1",
         },
     )
-    creator = get_user_model().objects.create_user(username="olga")
-    creator.groups.add(Group.objects.get(name="operator"))
+    creator = make_user("operator", username="olga")
     try:
         with tasks_sent_to(worker):
-            plan = make_plan(creator)  # commits: its first wave awaits approval (delivered)
+            # Commits: its first wave awaits approval (delivered).
+            plan = plan_over_a_new_cluster(creator, "west")
             wait_until(lambda: len(receiver.received) >= 1, 60, "the wave's announcement")
             receiver.answers.append(500)
             actions.pause_plan(plan, acting_user=creator, reason="by the book")  # commits
@@ -227,7 +217,7 @@ def test_a_real_worker_delivers_after_a_500_with_backoff(isolated_db, receiver, 
 @pytest.mark.django_db
 def test_a_url_that_is_no_url_is_given_up_at_once(settings, personas, eager):
     settings.WAVEGATE_WEBHOOK_URL = "hooks.example.com/wavegate"  # no scheme
-    plan = make_plan(personas["operator"])
+    plan = plan_over_a_new_cluster(personas["operator"], "west")
 
     send_webhook.delay(notify.message("plan_paused", plan))
 

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from accounts.choices import UserEvent
 from accounts.roles import Role
 from audit.log import record
 
@@ -39,7 +40,7 @@ class Command(BaseCommand):
         user.save()
         user.groups.set([Group.objects.get(name=role.value)])
         record(
-            "user.created" if created else "user.password_reset",
+            UserEvent.CREATED if created else UserEvent.PASSWORD_RESET,
             obj=user,
             after={"roles": [role.value], "demo": True},
         )

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from accounts.choices import UserEvent
 from accounts.roles import Role, roles_of
 from audit.log import record
 
@@ -46,6 +47,9 @@ class Command(BaseCommand):
             after = roles_of(user)
             if before != after:
                 record(
-                    "user.roles_changed", obj=user, before={"roles": before}, after={"roles": after}
+                    UserEvent.ROLES_CHANGED,
+                    obj=user,
+                    before={"roles": before},
+                    after={"roles": after},
                 )
         self.stdout.write(f"{username}: {', '.join(after) or 'no role'}")
