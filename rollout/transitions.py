@@ -171,7 +171,40 @@ def move_targets(
     return list(found)
 
 
-# --- waves -------------------------------------------------------------------------------------
+# --- waves and plans ---------------------------------------------------------------------------
+def _move_row(
+    row: Wave | RolloutPlan,
+    moves: Mapping[str, frozenset[str]],
+    destination: str,
+    event: str,
+    acting_user: Any,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    fields: dict[str, Any],
+) -> bool:
+    """Move a wave or plan from the state it was read in, set `fields` on it and its row, and
+    record the move; False, and nothing written, when it moved meanwhile."""
+    source = row.status
+    _check(str(row._meta.verbose_name), moves, (source,), destination)
+    with transaction.atomic():
+        moved = (
+            type(row).objects.filter(pk=row.pk, status=source).update(status=destination, **fields)
+        )
+        if moved != 1:
+            return False
+        row.status = destination
+        for name, value in fields.items():
+            setattr(row, name, value)
+        audit.record(
+            event,
+            acting_user=acting_user,
+            obj=row,
+            before={"status": source, **before},
+            after={"status": destination, **after},
+        )
+    return True
+
+
 def move_wave(
     wave: Wave,
     destination: str,
@@ -183,27 +216,11 @@ def move_wave(
 ) -> bool:
     """Move the wave from the state it was read in to `destination`, set `fields` on it (and
     on the row), and record the move. False, and nothing written, when it moved meanwhile."""
-    source = wave.status
-    _check("wave", WAVE_MOVES, (source,), destination)
-    with transaction.atomic():
-        moved = Wave.objects.filter(pk=wave.pk, status=source).update(status=destination, **fields)
-        if moved != 1:
-            return False
-        wave.status = destination
-        for name, value in fields.items():
-            setattr(wave, name, value)
-        audit.record(
-            event or WAVE_EVENTS[destination],
-            acting_user=acting_user,
-            obj=wave,
-            before={"status": source},
-            after={"status": destination, "plan": wave.plan_id, "wave": wave.index,
-                   **(details or {})},
-        )  # fmt: skip
-    return True
+    after = {"plan": wave.plan_id, "wave": wave.index, **(details or {})}
+    event = event or WAVE_EVENTS[destination]
+    return _move_row(wave, WAVE_MOVES, destination, event, acting_user, {}, after, fields)
 
 
-# --- plans -------------------------------------------------------------------------------------
 def move_plan(
     plan: RolloutPlan,
     destination: str,
@@ -216,25 +233,10 @@ def move_plan(
 ) -> bool:
     """Move the plan from the state it was read in to `destination`, set `fields` on it (and
     on the row), and record the move. False, and nothing written, when it moved meanwhile."""
-    source = plan.status
-    _check("plan", PLAN_MOVES, (source,), destination)
-    with transaction.atomic():
-        moved = RolloutPlan.objects.filter(pk=plan.pk, status=source).update(
-            status=destination, **fields
-        )
-        if moved != 1:
-            return False
-        plan.status = destination
-        for name, value in fields.items():
-            setattr(plan, name, value)
-        audit.record(
-            event or PLAN_EVENTS[destination],
-            acting_user=acting_user,
-            obj=plan,
-            before={"status": source, **(before or {})},
-            after={"status": destination, **(details or {})},
-        )
-    return True
+    event = event or PLAN_EVENTS[destination]
+    return _move_row(
+        plan, PLAN_MOVES, destination, event, acting_user, before or {}, details or {}, fields
+    )
 
 
 def pause_plan(
