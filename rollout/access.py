@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,24 +35,34 @@ def decision_refusal(
     *,
     plan_name: str,
     plan_status: str,
-    creator_id: int | None,
+    authors: Mapping[int, str],
     wave_index: int,
     wave_status: str,
     decided_by: Collection[int],
 ) -> Refusal | None:
     """The four-eyes rule, decided here only: may `user` approve or reject this wave now?
-    None when they may. Actions, pages and the banner all ask this."""
+    None when they may. Actions, pages and the banner all ask this.
+
+    Nobody who created, edited or submitted the plan (`authors`: user id → what they did) may
+    decide its waves, admins included: each version carries what the ones before it had."""
     if not can_approve_waves(user):
         return Refusal(can_approve_waves.refusal, forbidden=True)
-    if creator_id == user.pk:
+    if user.pk in authors:
         return Refusal(
-            f"You created plan {plan_name!r}: another approver must decide its waves (four eyes).",
+            f"You {authors[user.pk]} plan {plan_name!r}: another approver, who did not write "
+            "it, must decide its waves (four eyes).",
             forbidden=True,
         )
     if plan_status not in PLAN_LIVE:
         return Refusal(
             f"Plan {plan_name!r} is {PlanStatus(plan_status).label.lower()}: its waves take no "
             "decisions now.",
+            forbidden=False,
+        )
+    if wave_status == WaveStatus.PENDING:
+        return Refusal(
+            f"Wave {wave_index} is not up for approval yet: it is decided once the wave before "
+            "it is done.",
             forbidden=False,
         )
     if wave_status not in WAVE_UNDECIDED:
@@ -69,14 +79,21 @@ def decision_refusal(
 
 
 def may_decide(
-    user: Any, wave: Wave, plan: RolloutPlan, decided_by: Collection[int] | None = None
+    user: Any,
+    wave: Wave,
+    plan: RolloutPlan,
+    decided_by: Collection[int] | None = None,
+    authors: Mapping[int, str] | None = None,
 ) -> Refusal | None:
-    """`decision_refusal` for a wave and plan as read; `decided_by` when already known."""
+    """`decision_refusal` for a wave and plan as read; `decided_by` and `authors` when
+    already known (neither is read for a user without the approver role)."""
+    if not can_approve_waves(user):
+        return Refusal(can_approve_waves.refusal, forbidden=True)
     return decision_refusal(
         user,
         plan_name=plan.name,
         plan_status=plan.status,
-        creator_id=plan.created_by_id,
+        authors=plan.authorship() if authors is None else authors,
         wave_index=wave.index,
         wave_status=wave.status,
         decided_by=wave.deciders(plan.content_hash) if decided_by is None else decided_by,

@@ -9,7 +9,8 @@ import datetime
 import hashlib
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -31,7 +32,8 @@ from rollout.choices import (
     TARGET_SETTLED,
     TARGET_SKIPPABLE,
     WAVE_FINAL,
-    WAVE_UNDECIDED,
+    WAVE_NOT_STARTED,
+    Authorship,
     Decision,
     Goal,
     PlanStatus,
@@ -40,7 +42,7 @@ from rollout.choices import (
     WaveStatus,
 )
 from rollout.enqueue import reconcile_soon
-from rollout.models import Approval, ClusterClaim, RolloutPlan, RolloutTarget, Wave
+from rollout.models import Approval, ClusterClaim, PlanAuthor, RolloutPlan, RolloutTarget, Wave
 from rollout.transitions import move_plan, move_target, move_targets, move_wave
 from rollout.transitions import pause_plan as pause
 
@@ -51,6 +53,16 @@ EDITABLE = ("name", "goal", "selection", "wave_spec", "concurrency", "failure_bu
 
 class ActionRefused(Exception):
     """The action cannot be done now; the message says why and what to do."""
+
+
+R = TypeVar("R")
+
+
+def _authored(plan: RolloutPlan, user: Any, did: Authorship, content_hash: str = "") -> None:
+    """Keep who wrote the plan: its authors never decide its waves (rollout/access.py)."""
+    PlanAuthor.objects.create(
+        plan=plan, user=user, did=did, content_hash=content_hash, at=timezone.now()
+    )
 
 
 def selection_of(plan: RolloutPlan) -> planning.Selection:
@@ -138,6 +150,7 @@ def create_plan(*, acting_user: Any, **fields: Any) -> RolloutPlan:
     plan = RolloutPlan(created_by=acting_user, created_at=timezone.now(), **fields)
     _validate(plan)
     plan.save()
+    _authored(plan, acting_user, Authorship.CREATED)
     audit.record(
         RolloutEvent.PLAN_CREATED,
         acting_user=acting_user,
@@ -190,6 +203,7 @@ def submit_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
     except IntegrityError as exc:
         raise ActionRefused(_claim_refusal(plan, [t.cluster_id for t in targets])) from exc
     hashed = content_hash(plan, [[str(m.id) for m in w] for w in cut.waves])
+    _authored(plan, acting_user, Authorship.SUBMITTED, hashed)
     move_plan(
         plan,
         PlanStatus.SUBMITTED,
@@ -245,6 +259,7 @@ def edit_plan(plan: RolloutPlan, *, acting_user: Any, **changes: Any) -> Rollout
         setattr(plan, field, value)
     _validate(plan)
     plan.save(update_fields=EDITABLE)
+    _authored(plan, acting_user, Authorship.EDITED, plan.content_hash)
     after = {f: getattr(plan, f) for f in EDITABLE}
     if plan.status == PlanStatus.DRAFT:
         audit.record(
@@ -271,8 +286,11 @@ def ring_order() -> tuple[str, ...]:
     return tuple(settings.WAVEGATE_RING_ORDER)
 
 
-def _decide(wave: Wave, acting_user: Any, comment: str) -> tuple[Wave, RolloutPlan]:
-    """What approving and rejecting share: the four-eyes and state checks, under row locks."""
+def _decide(
+    wave: Wave, acting_user: Any, comment: str, plan_hash: str | None
+) -> tuple[Wave, RolloutPlan]:
+    """What approving and rejecting share: the four-eyes and state checks, under row locks.
+    `plan_hash` is the version the person read (the page's); None when not given."""
     if not access.can_approve_waves(acting_user):
         raise PermissionDenied(access.can_approve_waves.refusal)
     if not (comment or "").strip():
@@ -282,14 +300,49 @@ def _decide(wave: Wave, acting_user: Any, comment: str) -> tuple[Wave, RolloutPl
     refusal = access.may_decide(acting_user, wave, plan)
     if refusal is not None:
         raise (PermissionDenied if refusal.forbidden else ActionRefused)(refusal.message)
+    if plan_hash is not None and plan_hash != plan.content_hash:
+        raise ActionRefused(
+            f"Plan {plan.name!r} changed since you read it (you read version {plan_hash[:12]!r}, "
+            f"it is now {plan.content_hash[:12]!r}): read it again, then decide."
+        )
     return wave, plan
 
 
+def _refusal_recorded(tried: str, wave: Wave, acting_user: Any, do: Callable[[], R]) -> R:
+    """Run a decision; if it is refused, record who tried what and why, in a transaction of its
+    own (the refused one rolled back), and refuse."""
+    try:
+        return do()
+    except (PermissionDenied, ActionRefused) as refusal:
+        with transaction.atomic():
+            audit.record(
+                RolloutEvent.DECISION_REFUSED,
+                acting_user=acting_user,
+                obj=wave,
+                after={
+                    "plan": wave.plan_id,
+                    "wave": wave.index,
+                    "tried": tried,
+                    "refusal": str(refusal),
+                },
+            )
+        raise
+
+
+def approve_wave(
+    wave: Wave, *, acting_user: Any, comment: str, plan_hash: str | None = None
+) -> Wave:
+    """Approve a wave of a plan the approver did not write. Once it has the approvals it needs
+    it is `approved`, and starts as soon as its other gates (window) are met. A refusal is
+    recorded."""
+    return _refusal_recorded(
+        Decision.APPROVE, wave, acting_user, lambda: _approve(wave, acting_user, comment, plan_hash)
+    )
+
+
 @transaction.atomic
-def approve_wave(wave: Wave, *, acting_user: Any, comment: str) -> Wave:
-    """Approve a wave of another person's plan. Once it has the approvals it needs it is
-    `approved`, and starts as soon as its other gates (previous wave soaked, window) are met."""
-    wave, plan = _decide(wave, acting_user, comment)
+def _approve(wave: Wave, acting_user: Any, comment: str, plan_hash: str | None) -> Wave:
+    wave, plan = _decide(wave, acting_user, comment, plan_hash)
     Approval.objects.create(
         wave=wave,
         user=acting_user,
@@ -318,10 +371,19 @@ def approve_wave(wave: Wave, *, acting_user: Any, comment: str) -> Wave:
     return wave
 
 
+def reject_wave(
+    wave: Wave, *, acting_user: Any, comment: str, plan_hash: str | None = None
+) -> RolloutPlan:
+    """Reject a wave: the plan stops (rejected) and lets go of its clusters. A refusal is
+    recorded."""
+    return _refusal_recorded(
+        Decision.REJECT, wave, acting_user, lambda: _reject(wave, acting_user, comment, plan_hash)
+    )
+
+
 @transaction.atomic
-def reject_wave(wave: Wave, *, acting_user: Any, comment: str) -> RolloutPlan:
-    """Reject a wave: the plan stops (rejected) and lets go of its clusters."""
-    wave, plan = _decide(wave, acting_user, comment)
+def _reject(wave: Wave, acting_user: Any, comment: str, plan_hash: str | None) -> RolloutPlan:
+    wave, plan = _decide(wave, acting_user, comment, plan_hash)
     Approval.objects.create(
         wave=wave,
         user=acting_user,
@@ -333,7 +395,7 @@ def reject_wave(wave: Wave, *, acting_user: Any, comment: str) -> RolloutPlan:
     move_wave(
         wave, WaveStatus.REJECTED, acting_user=acting_user, details={"comment": comment.strip()}
     )
-    for other in plan.waves.filter(status__in=WAVE_UNDECIDED).order_by("index"):
+    for other in plan.waves.exclude(status__in=WAVE_FINAL).order_by("index"):
         move_wave(other, WaveStatus.ABORTED, acting_user=acting_user)
     move_plan(plan, PlanStatus.REJECTED, acting_user=acting_user, finished_at=timezone.now())
     plan.claims.all().delete()
@@ -386,7 +448,7 @@ def resume_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
             fields["soak_until"] = timezone.now() + datetime.timedelta(minutes=plan.soak_minutes)
         move_wave(wave, back, event=RolloutEvent.WAVE_RESUMED, acting_user=acting_user, **fields)
         acknowledged.update(_acknowledge_soak_findings(wave))
-    started = plan.waves.exclude(status__in=WAVE_UNDECIDED)
+    started = plan.waves.exclude(status__in=WAVE_NOT_STARTED)
     move_plan(
         plan,
         PlanStatus.RUNNING if started.exists() else PlanStatus.SUBMITTED,

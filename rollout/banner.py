@@ -17,7 +17,7 @@ from django.core.cache import cache
 
 from rollout import access
 from rollout.choices import PLAN_LIVE, PlanStatus, WaveStatus
-from rollout.models import Approval, RolloutPlan, Wave
+from rollout.models import Approval, PlanAuthor, RolloutPlan, Wave
 
 CACHE_SECONDS = 10
 SHOWN = 5  # items per list; more are summed up as "and more"
@@ -33,7 +33,7 @@ class AwaitingWave:
     plan_name: str
     plan_status: str
     index: int
-    created_by_id: int
+    authors: dict[int, str]  # who created, edited or submitted the plan, and what they did
     decided_by: frozenset[int]  # users who decided on it for the plan as it is now
 
 
@@ -49,8 +49,15 @@ def _read_awaiting() -> list[AwaitingWave]:
         Wave.objects.filter(status=WaveStatus.AWAITING_APPROVAL, plan__status__in=PLAN_LIVE)
         .order_by("plan__submitted_at", "plan_id", "index")
         .values_list("pk", "plan_id", "plan__name", "plan__status", "index",
-                     "plan__created_by_id", "plan__content_hash")[:AWAITING_READ]
+                     "plan__content_hash")[:AWAITING_READ]
     )  # fmt: skip
+    authors: dict[int, dict[int, str]] = {}
+    for plan_id, user_id, did in (
+        PlanAuthor.objects.filter(plan_id__in={row[1] for row in rows})
+        .order_by("at", "pk")
+        .values_list("plan_id", "user_id", "did")
+    ):
+        authors.setdefault(plan_id, {}).setdefault(user_id, did)
     decided: dict[int, set[int]] = {}
     hashes = {pk: content_hash for pk, *_, content_hash in rows}
     for wave_id, user_id, plan_hash in Approval.objects.filter(wave_id__in=hashes).values_list(
@@ -59,8 +66,10 @@ def _read_awaiting() -> list[AwaitingWave]:
         if plan_hash == hashes[wave_id]:
             decided.setdefault(wave_id, set()).add(user_id)
     return [
-        AwaitingWave(plan_id, name, status, index, creator, frozenset(decided.get(pk, ())))
-        for pk, plan_id, name, status, index, creator, _ in rows
+        AwaitingWave(
+            plan_id, name, status, index, authors.get(plan_id, {}), frozenset(decided.get(pk, ()))
+        )
+        for pk, plan_id, name, status, index, _ in rows
     ]
 
 
@@ -115,7 +124,7 @@ class Banner:
                 self.user,
                 plan_name=w.plan_name,
                 plan_status=w.plan_status,
-                creator_id=w.created_by_id,
+                authors=w.authors,
                 wave_index=w.index,
                 wave_status=WaveStatus.AWAITING_APPROVAL,
                 decided_by=w.decided_by,

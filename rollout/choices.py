@@ -60,6 +60,15 @@ class Decision(models.TextChoices):
     REJECT = "reject", "Reject"
 
 
+class Authorship(models.TextChoices):
+    """What a person did to a plan's content: each of these makes them one of its authors,
+    who may not decide its waves (four eyes)."""
+
+    CREATED = "created", "created"
+    EDITED = "edited", "edited"
+    SUBMITTED = "submitted", "submitted"
+
+
 P, W, T = PlanStatus, WaveStatus, TargetStatus
 
 # from-state → the states it may move to.
@@ -79,8 +88,8 @@ PLAN_MOVES: Mapping[str, frozenset[str]] = {
 # A paused wave returns to where it was (running or soaking): the wave keeps that state in
 # `paused_from`.
 WAVE_MOVES: Mapping[str, frozenset[str]] = {
-    # APPROVED, REJECTED: a wave may be decided before it comes up for approval.
-    W.PENDING: frozenset({W.AWAITING_APPROVAL, W.APPROVED, W.REJECTED, W.ABORTED}),
+    # A wave is decided only once it awaits approval: after the one before it is done.
+    W.PENDING: frozenset({W.AWAITING_APPROVAL, W.ABORTED}),
     W.AWAITING_APPROVAL: frozenset({W.APPROVED, W.REJECTED, W.ABORTED, W.PENDING}),
     W.APPROVED: frozenset({W.RUNNING, W.PAUSED, W.ABORTED, W.PENDING}),  # PENDING: voided
     W.RUNNING: frozenset({W.SOAKING, W.PAUSED, W.ABORTED}),
@@ -142,8 +151,10 @@ PLAN_LIVE = PLAN_ACTIVE - {P.DRAFT}
 PLAN_EDITABLE = sources_of(PLAN_MOVES, P.DRAFT) | {P.DRAFT}
 PLAN_PAUSABLE = sources_of(PLAN_MOVES, P.PAUSED)
 
-# Waves that take approvals and rejections.
+# Waves that take approvals and rejections: only the one awaiting approval.
 WAVE_UNDECIDED = sources_of(WAVE_MOVES, W.REJECTED)
+# Waves that have not started: a plan resumed with only these goes back to submitted.
+WAVE_NOT_STARTED = frozenset({W.PENDING, W.AWAITING_APPROVAL})
 WAVE_PAUSABLE = sources_of(WAVE_MOVES, W.PAUSED)
 
 # A target is settled when the engine has nothing more to do with it unless an operator acts.
@@ -187,6 +198,7 @@ class RolloutEvent(models.TextChoices):
     WEBHOOK_FAILED = "rollout.webhook_failed", "Webhook not delivered"
     WAVE_AWAITING_APPROVAL = "rollout.wave_awaiting_approval", "Wave awaiting approval"
     WAVE_APPROVED = "rollout.wave_approved", "Wave approved by an approver"
+    DECISION_REFUSED = "rollout.decision_refused", "Approval or rejection refused"
     WAVE_APPROVAL_COMPLETE = "rollout.wave_approval_complete", "Wave has its approvals"
     WAVE_REJECTED = "rollout.wave_rejected", "Wave rejected"
     WAVE_STARTED = "rollout.wave_started", "Wave started"

@@ -9,7 +9,7 @@ from django.db import models
 
 from config.fields import JSONField
 from fleet.models import Cluster
-from rollout.choices import Decision, Goal, PlanStatus, TargetStatus, WaveStatus
+from rollout.choices import Authorship, Decision, Goal, PlanStatus, TargetStatus, WaveStatus
 
 
 class RolloutPermissions(models.Model):
@@ -64,6 +64,13 @@ class RolloutPlan(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def authorship(self) -> dict[int, str]:
+        """Its authors by user id, each with what they did first (created, edited, submitted)."""
+        found: dict[int, str] = {}
+        for user_id, did in self.authors.order_by("at", "pk").values_list("user_id", "did"):
+            found.setdefault(user_id, did)
+        return found
 
 
 class Wave(models.Model):
@@ -180,3 +187,23 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} of {self.wave} by {self.user_id}"
+
+
+class PlanAuthor(models.Model):
+    """Someone who created, edited or submitted a plan, and which version (content hash) that
+    produced or left: every author of a plan is barred from deciding its waves, since a
+    version carries what each earlier one had (rollout/access.py)."""
+
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="authors")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    did = models.CharField(max_length=16, choices=Authorship.choices)
+    # The version submitted (for SUBMITTED) or edited away (EDITED of a submitted plan).
+    content_hash = models.CharField(max_length=64, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["plan", "at", "pk"]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.did} {self.plan_id}"

@@ -41,7 +41,7 @@ from rollout.choices import (
     WaveStatus,
 )
 from rollout.forms import PlanForm, initial_of
-from rollout.models import Approval, RolloutPlan, RolloutTarget, Wave
+from rollout.models import Approval, PlanAuthor, RolloutPlan, RolloutTarget, Wave
 
 PLANS_PER_PAGE = 25
 PREVIEW_NAMES = 5  # first cluster names shown per wave in the preview
@@ -277,13 +277,15 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
     for approval in Approval.objects.filter(wave__plan=plan).select_related("user"):
         decisions[approval.wave_id].append(approval)
     user = request.user
-    is_creator = plan.created_by_id == user.pk
+    authors = _authors(plan)
+    authorship = _authorship(authors)
     can_manage = access.can_manage_plans(user)
     cards = []
     for wave in waves:
         decided_by = {
             a.user_id for a in decisions.get(wave.pk, []) if a.plan_hash == plan.content_hash
         }
+        refusal = access.may_decide(user, wave, plan, decided_by, authorship)
         found = counts.get(wave.pk, {})
         size = sum(found.values())
         states = _state_counts(found.items())
@@ -298,7 +300,8 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
                     (s, label, n, round(100 * n / (size or 1), 1)) for s, label, n in states
                 ],
                 "approvals": decisions.get(wave.pk, []),
-                "can_decide": access.may_decide(user, wave, plan, decided_by) is None,
+                "can_decide": refusal is None,
+                "why_not": _why_not(user, wave, refusal),
                 "can_roll_back": can_manage
                 and bool(found.get(TargetStatus.ENABLED) or found.get(TargetStatus.FAILED)),
             }
@@ -308,10 +311,33 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
         "cards": cards,
         "polling": plan.status in PLAN_LIVE,
         "can_manage": can_manage,
-        "is_creator": is_creator,
+        "authors": authors,
         "editable": can_manage and plan.status in PLAN_EDITABLE,
         **target_actions(plan),
     }
+
+
+def _why_not(user: Any, wave: Wave, refusal: access.Refusal | None) -> str:
+    """Why an approver finds no Approve button on a wave awaiting approval; "" when there is
+    one, or nothing to explain (not an approver, the wave not up for decision)."""
+    if refusal is None or wave.status != WaveStatus.AWAITING_APPROVAL:
+        return ""
+    if not access.can_approve_waves(user):
+        return ""
+    return refusal.message
+
+
+def _authors(plan: RolloutPlan) -> list[PlanAuthor]:
+    """Who created, edited and submitted the plan, and which version, oldest first."""
+    return list(plan.authors.select_related("user").order_by("at", "pk"))
+
+
+def _authorship(authors: list[PlanAuthor]) -> dict[int, str]:
+    """`RolloutPlan.authorship` from the list already read."""
+    found: dict[int, str] = {}
+    for author in authors:
+        found.setdefault(author.user_id, author.did)
+    return found
 
 
 def _plan(pk: int) -> RolloutPlan:
@@ -372,9 +398,11 @@ def _wave_panel(request: HttpRequest, pk: int, index: int) -> dict[str, Any]:
         a for a in approvals if a.decision == Decision.APPROVE and a.plan_hash == plan.content_hash
     ]
     user = request.user
-    is_creator = plan.created_by_id == user.pk
     decided_by = {a.user_id for a in approvals if a.plan_hash == plan.content_hash}
     decided = user.pk in decided_by
+    # Read for an approver, whom they may bar; the plan's page shows them to everybody.
+    authors = _authors(plan) if access.can_approve_waves(user) else []
+    refusal = access.may_decide(user, wave, plan, decided_by, _authorship(authors))
     can_manage = access.can_manage_plans(user)
     # The page as it is now (filter and page number kept), for the buttons to come back to
     # and for the polling to ask for.
@@ -406,9 +434,10 @@ def _wave_panel(request: HttpRequest, pk: int, index: int) -> dict[str, Any]:
         "polling": wave.status not in WAVE_FINAL or bool(found.get(TargetStatus.ROLLING_BACK)),
         "plan_live": plan.status in PLAN_LIVE,
         "can_manage": can_manage,
-        "is_creator": is_creator,
+        "authors": authors,
         "decided": decided,
-        "can_decide": access.may_decide(user, wave, plan, decided_by) is None,
+        "can_decide": refusal is None,
+        "why_not": "" if decided else _why_not(user, wave, refusal),
         "can_roll_back": can_manage
         and bool(found.get(TargetStatus.ENABLED) or found.get(TargetStatus.FAILED)),
         "waiting_for_window": found.get(TargetStatus.WAITING_FOR_WINDOW, 0),
@@ -462,7 +491,12 @@ def wave_approve(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
     wave = get_object_or_404(Wave, pk=wave_id, plan_id=pk)
 
     def do() -> str:
-        done = actions.approve_wave(wave, acting_user=request.user, comment=_comment(request))
+        done = actions.approve_wave(
+            wave,
+            acting_user=request.user,
+            comment=_comment(request),
+            plan_hash=request.POST.get("plan_hash"),
+        )
         if done.status == WaveStatus.AWAITING_APPROVAL:
             missing = done.approvals_needed - done.valid_approvals(done.plan.content_hash)
             return (
@@ -480,7 +514,12 @@ def wave_reject(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
     wave = get_object_or_404(Wave, pk=wave_id, plan_id=pk)
 
     def do() -> str:
-        actions.reject_wave(wave, acting_user=request.user, comment=_comment(request))
+        actions.reject_wave(
+            wave,
+            acting_user=request.user,
+            comment=_comment(request),
+            plan_hash=request.POST.get("plan_hash"),
+        )
         return f"You rejected wave {wave.index}: the plan has stopped."
 
     return _act(request, pk, do)

@@ -216,7 +216,8 @@ def test_an_operator_follows_a_plan_that_a_second_person_approves_wave_by_wave_t
     expect(operator.locator("[data-testid=plan-status]")).to_have_text("Submitted")
     expect(wave_status(operator, 1)).to_have_text("Awaiting approval")
     expect(operator.locator("[data-testid=four-eyes]")).to_have_text(
-        "You created this plan: another approver decides its waves."
+        "You created plan 'bpfveth-four-clusters': another approver, who did not write it, "
+        "must decide its waves (four eyes)."
     )
     assert operator.locator("[data-testid=approve]").count() == 0
 

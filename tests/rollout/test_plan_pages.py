@@ -159,8 +159,10 @@ def test_the_plan_page_shows_waves_and_their_clusters(client_as, submitted):
 def test_the_creator_sees_no_approve_button_and_a_forged_approval_is_refused(
     client_as, personas, submitted
 ):
-    submitted.created_by = personas["admin"]  # an admin may approve, but not their own plan
+    # An admin may approve, but not a plan they wrote.
+    submitted.created_by = personas["admin"]
     submitted.save(update_fields=["created_by"])
+    submitted.authors.update(user=personas["admin"])
     client = client_as("admin")
     wave = submitted.waves.get(index=1)
 
@@ -172,8 +174,8 @@ def test_the_creator_sees_no_approve_button_and_a_forged_approval_is_refused(
     )
 
     assert "Approve wave" not in page
-    assert "another approver decides" in page
-    assert "another approver must decide its waves" in response.content.decode()
+    assert "another approver, who did not write it, must decide its waves" in page
+    assert "another approver, who did not write it, must decide" in response.content.decode()
     assert not Approval.objects.exists()
     wave.refresh_from_db()
     assert wave.status == WaveStatus.AWAITING_APPROVAL

@@ -110,11 +110,12 @@ def test_an_approver_approves_from_the_wave_page_and_sees_who_when_and_why(clien
 
 def test_the_creator_sees_no_approve_button_but_the_four_eyes_note(client_as, personas, plan):
     RolloutPlan.objects.filter(pk=plan.pk).update(created_by=personas["admin"])
+    plan.authors.update(user=personas["admin"])
 
     html = client_as("admin").get(wave_url(plan, 1)).content.decode()
 
     assert "Approve wave" not in html
-    assert "another approver decides its waves" in html
+    assert "another approver, who did not write it, must decide its waves" in html
 
 
 def test_a_cluster_is_retried_from_the_wave_page_which_comes_back_with_its_filter(client_as, plan):
