@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wavegate
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint services bench clean
+.PHONY: install run test lint check-deploy services bench clean
 
 install: $(STAMP)
 
@@ -30,11 +30,23 @@ lint: install
 	$(BIN)/mypy .
 	$(BIN)/lint-imports --no-cache
 
+# Django's deployment checks (and Wavegate's: a pinned scan image) with the production settings
+# README.md documents, set to example values; any warning fails.
+check-deploy: install
+	env DJANGO_DEBUG=false \
+		DJANGO_SECRET_KEY=check-deploy-example-key-0123456789abcdefghijklmnopqrstuvwxyz \
+		DJANGO_ALLOWED_HOSTS=wavegate.example.com \
+		DJANGO_CSRF_TRUSTED_ORIGINS=https://wavegate.example.com \
+		WAVEGATE_TRUSTED_PROXIES=10.0.0.2 \
+		AZURE_ARM_ENDPOINT=https://management.azure.com \
+		WAVEGATE_SCAN_IMAGE_DIGEST=sha256:0000000000000000000000000000000000000000000000000000000000000000 \
+		$(BIN)/python manage.py check --deploy --fail-level WARNING
+
 services:
 	bash scripts/ensure_services.sh
 	bash scripts/ensure_test_tools.sh
 
-test: install services lint
+test: install services lint check-deploy
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -41,3 +41,8 @@ def requires(rule: Rule) -> Callable[[View], View]:
         return guarded  # type: ignore[return-value]
 
     return decorate
+
+
+can_lift_lockouts = Rule(
+    "accounts.lift_lockouts", "Seeing and lifting sign-in lock-outs needs the admin role."
+)

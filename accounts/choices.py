@@ -12,3 +12,12 @@ class UserEvent(models.TextChoices):
     CREATED = "user.created", "User created"
     PASSWORD_RESET = "user.password_reset", "Password reset"
     ROLES_CHANGED = "user.roles_changed", "Roles changed"
+    LOCKED_OUT = "user.locked_out", "Locked out after failed sign-ins"
+    LOCKOUT_LIFTED = "user.lockout_lifted", "Lock-out lifted"
+
+
+class LockoutKind(models.TextChoices):
+    """What a sign-in lock-out holds back: one user name (from anywhere), or one address."""
+
+    USER = "user", "User"
+    ADDRESS = "address", "Address"

@@ -6,4 +6,6 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit log"
 
     def ready(self) -> None:
-        from audit import signals  # noqa: F401  (connects sign-in/sign-out recording)
+        # signals first: a failed sign-in is recorded before the lock-out it causes.
+        from audit import signals  # noqa: F401, I001  (connects sign-in/sign-out recording)
+        from audit import lockouts  # noqa: F401  (connects lock-out recording)

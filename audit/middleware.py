@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -15,15 +17,52 @@ from audit.context import Context, acting
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
+@lru_cache(maxsize=8)
+def _networks(configured: tuple[str, ...]) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(entry.strip(), strict=False) for entry in configured if entry.strip())
+
+
+def from_trusted_proxy(request: HttpRequest) -> bool:
+    """Did this request reach us through one of WAVEGATE_TRUSTED_PROXIES?"""
+    networks = _networks(tuple(settings.WAVEGATE_TRUSTED_PROXIES))
+    try:
+        peer = ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(peer in network for network in networks)
+
+
 def client_ip(request: HttpRequest) -> str | None:
-    """REMOTE_ADDR, or the address our trusted proxies saw, from X-Forwarded-For."""
+    """REMOTE_ADDR, or, for a request that came through our trusted proxies, the address the
+    outermost of them saw (from X-Forwarded-For). Anyone else's X-Forwarded-For is ignored."""
+    remote = request.META.get("REMOTE_ADDR") or None
     hops = settings.WAVEGATE_TRUSTED_PROXY_COUNT
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if hops > 0 and forwarded:
+    if hops > 0 and forwarded and from_trusted_proxy(request):
         addresses = [a.strip() for a in forwarded.split(",") if a.strip()]
         if len(addresses) >= hops:
-            return addresses[-hops]
-    return request.META.get("REMOTE_ADDR") or None
+            try:
+                return str(ip_address(addresses[-hops]))
+            except ValueError:
+                return remote
+    return remote
+
+
+class TrustedProxyMiddleware:
+    """Drop X-Forwarded-For and X-Forwarded-Proto unless a trusted proxy sent the request, so
+    that nobody else can choose the address the audit log and the sign-in throttle see, or
+    pass a plain-HTTP request off as HTTPS."""
+
+    HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not from_trusted_proxy(request):
+            for header in self.HEADERS:
+                request.META.pop(header, None)
+        return self.get_response(request)
 
 
 class RequestContextMiddleware:

@@ -27,10 +27,26 @@ def signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
             record(UserEvent.SIGNED_OUT, acting_user=user, obj=user)
 
 
+def refused_unchecked(request: Any) -> bool:
+    """Was this sign-in refused by a lock-out before its password was checked?
+
+    django-axes flags such a request as locked out without counting the try (settings:
+    AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT off); the try that causes a lock-out is
+    counted (`axes_failures_since_start`), or not yet flagged when this runs before axes.
+    """
+    return bool(getattr(request, "axes_locked_out", False)) and (
+        getattr(request, "axes_failures_since_start", None) is None
+    )
+
+
 @receiver(user_login_failed, dispatch_uid="audit.sign_in_failed")
 def sign_in_failed(
     sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
 ) -> None:
+    # A try during a lock-out writes nothing: the lock-out was one event, and guessing must
+    # not grow the log without bound.
+    if refused_unchecked(request):
+        return
     # Django has already masked anything secret in `credentials`; the username stays.
     username = str(credentials.get("username", ""))
     with transaction.atomic():

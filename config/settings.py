@@ -6,8 +6,11 @@ documented environment variables instead (see README.md and docker-compose.yml).
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +62,13 @@ INSTALLED_APPS = [
     "fleet",
     "preflight",
     "rollout",
+    # After audit: a failed sign-in is recorded before the lock-out it causes.
+    "axes",
 ]
 
 MIDDLEWARE = [
+    # First: what a client says about its address or its scheme counts only through a proxy.
+    "audit.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "audit.middleware.RequestContextMiddleware",
@@ -72,6 +79,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Answers a sign-in refused by the lock-out with accounts/locked_out.html.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -128,15 +137,63 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "fleet:overview"
 LOGOUT_REDIRECT_URL = "accounts:login"
 SESSION_COOKIE_AGE = env.int("WAVEGATE_SESSION_SECONDS", default=8 * 3600)
-SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Guessing is throttled (django-axes): after this many failed sign-ins for one user name, or
+# from one address, further tries are refused unchecked until the lock-out ends or an admin
+# lifts it (Accounts > Lock-outs, or `manage.py lift_lockout`).
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.SignInThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("WAVEGATE_SIGN_IN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("WAVEGATE_SIGN_IN_LOCKOUT_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A successful sign-in does not wipe the failures: else signing in to one's own account would
+# reset the count of the address's guesses at someone else's.
+AXES_RESET_ON_SUCCESS = False
+# A try during a lock-out is refused unchecked: it neither extends the lock-out nor writes an
+# audit event (the lock-out itself is one event), so guessing cannot flood the audit log.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "audit.middleware.client_ip"
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# Sign-ins are in the audit log already; axes keeps only the failure counts it needs.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+
+# --- HTTPS, cookies and proxies ---------------------------------------------------------------
+# With DEBUG off Wavegate expects to be reached over HTTPS: cookies are Secure, answers carry
+# HSTS. The demo serves plain HTTP on localhost and says DJANGO_SECURE_COOKIES=false.
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
+# Pages send the CSRF token in a header from the page itself (base.html), never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading commits the whole domain to HTTPS in browsers for good: the domain's owner opts in.
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-# How many reverse proxies in front of Wavegate append to X-Forwarded-For; 0 trusts none, so
-# the audit log records REMOTE_ADDR.
-WAVEGATE_TRUSTED_PROXY_COUNT = env.int("WAVEGATE_TRUSTED_PROXY_COUNT", default=0)
+# The addresses (or networks) of the reverse proxies in front of Wavegate. Only a request that
+# comes from one of them may say, in X-Forwarded-For and X-Forwarded-Proto, who the client is
+# and whether it used HTTPS (audit/middleware.py drops those headers from anyone else).
+WAVEGATE_TRUSTED_PROXIES = env.list("WAVEGATE_TRUSTED_PROXIES", default=[])
+# How many of those proxies append to X-Forwarded-For, one behind the other.
+WAVEGATE_TRUSTED_PROXY_COUNT = env.int(
+    "WAVEGATE_TRUSTED_PROXY_COUNT", default=1 if WAVEGATE_TRUSTED_PROXIES else 0
+)
+if WAVEGATE_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Behind a TLS proxy, a plain-HTTP request is sent to HTTPS (the container's healthcheck asks
+# /healthz directly, over HTTP).
+SECURE_SSL_REDIRECT = env.bool(
+    "DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG and bool(WAVEGATE_TRUSTED_PROXIES)
+)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -229,6 +286,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "fleet.expire_abandoned_scans",
         **_every(env.float("WAVEGATE_SCAN_EXPIRY_CHECK_SECONDS", default=300.0)),
     },
+    # Scan namespaces a dead worker left on recently scanned clusters are deleted, and audited.
+    "reap-scan-leftovers": {
+        "task": "preflight.reap_leftovers",
+        **_every(env.float("WAVEGATE_SCAN_REAP_SECONDS", default=300.0)),
+    },
 }
 
 # --- Azure -----------------------------------------------------------------------------------
@@ -280,6 +342,10 @@ WAVEGATE_SCAN_POLL_SECONDS = env.float("WAVEGATE_SCAN_POLL_SECONDS", default=2.0
 WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS = env.float(
     "WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS", default=20.0
 )
+# The most of one node's scan log (both families' dumps) a scan reads, passed to the pod-log
+# read as limitBytes, and the most of a file `manage.py iptables_check` reads: a dump over it is
+# unreadable (never clean), with a message naming this limit. Default 64 MiB.
+WAVEGATE_SCAN_MAX_DUMP_BYTES = env.int("WAVEGATE_SCAN_MAX_DUMP_BYTES", default=64 * 1024 * 1024)
 # One scan's time limit: its deadline for the pods, plus the Kubernetes API calls around it
 # (nodes, namespace, DaemonSet, pods, logs, clean-up), each up to its own time limit. A task
 # that runs a scan (a scan task, a rollout step) is warned after this long and killed a minute
@@ -288,6 +354,31 @@ WAVEGATE_SCAN_TIME_LIMIT_SECONDS = env.int(
     "WAVEGATE_SCAN_TIME_LIMIT_SECONDS",
     default=int(WAVEGATE_SCAN_DEADLINE_SECONDS + 6 * WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS),
 )
+# A scan pod sleeps at most this long once it has printed (the scan reads it meanwhile), then
+# ends: a scan left behind by a worker that died does not keep a privileged pod busy for ever.
+WAVEGATE_SCAN_POD_SLEEP_SECONDS = WAVEGATE_SCAN_TIME_LIMIT_SECONDS + 120
+# This installation's name on every scan namespace it creates (label wavegate.io/installation):
+# beat's reaper deletes only its own leftovers, never another Wavegate's scan in progress on a
+# shared cluster. Default: derived from the database's host, port and name (not the password),
+# so web, workers and beat agree and it stays put for a deployment; set it if the database moves.
+_database = DATABASES["default"]
+_database_identity = f"{_database.get('HOST') or ''}:{_database.get('PORT') or ''}"
+_database_identity += f"/{_database.get('NAME')}"
+WAVEGATE_INSTALLATION_ID = env.str(
+    "WAVEGATE_INSTALLATION_ID",
+    default="wg-" + hashlib.sha256(_database_identity.encode()).hexdigest()[:16],
+)
+if not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", WAVEGATE_INSTALLATION_ID):
+    raise ValueError(
+        "WAVEGATE_INSTALLATION_ID must be a Kubernetes label value: up to 63 letters, digits, "
+        "'-', '_' or '.', starting and ending with a letter or digit"
+    )
+# Beat deletes this installation's scan namespaces older than a scan's time limit plus this
+# grace, on the clusters scanned within the look-back (a worker killed mid-scan left them).
+WAVEGATE_SCAN_LEFTOVER_GRACE_SECONDS = env.int("WAVEGATE_SCAN_LEFTOVER_GRACE_SECONDS", default=300)
+WAVEGATE_SCAN_LEFTOVER_LOOKBACK_HOURS = env.int("WAVEGATE_SCAN_LEFTOVER_LOOKBACK_HOURS", default=48)
+# One reaper run stops starting clusters after this long; the rest wait for the next run.
+WAVEGATE_SCAN_REAP_BUDGET_SECONDS = env.float("WAVEGATE_SCAN_REAP_BUDGET_SECONDS", default=240.0)
 # A rollout reuses a cluster's preflight scan younger than this, else scans it again first.
 WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES = env.int("WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES", default=60)
 # Clusters scanned at once by "Scan all eligible clusters".

@@ -24,6 +24,10 @@ class FleetPermissions(models.Model):
             ("sync_inventory", "Can start an inventory sync"),
             ("scan_clusters", "Can start preflight scans"),
             ("manage_iptables_owners", "Can extend the table of accepted iptables owners"),
+            (
+                "confirm_iptables_owners",
+                "Can confirm another person's change to the accepted iptables owners",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -256,9 +260,18 @@ class ScanFinding(models.Model):
         return f"{self.node}: {self.rule}"
 
 
+class AcceptedOwnerQuerySet(models.QuerySet["AcceptedOwner"]):
+    def active(self) -> AcceptedOwnerQuerySet:
+        """Confirmed by a second person and not retired: what scans accept."""
+        return self.filter(confirmed_at__isnull=False, retired_at__isnull=True)
+
+
 class AcceptedOwner(models.Model):
     """An administrator's extension of the iptables owner table (preflight/iptables OWNERS):
-    rules it matches count as owned, not user-installed. Adding and retiring one is audited."""
+    rules it matches count as owned, not user-installed. It changes what a scan calls clean,
+    so it takes four eyes: proposed by one person (`added_by`), active once another confirms it;
+    retired once a second person confirms the retirement another asked for. Each step is
+    audited."""
 
     name = models.CharField(max_length=100)
     reason = models.TextField()  # why these rules are safe to accept: shown and audited
@@ -271,7 +284,21 @@ class AcceptedOwner(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     added_at = models.DateTimeField()
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    retire_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    retire_requested_at = models.DateTimeField(null=True, blank=True)
+    retire_reason = models.TextField(blank=True)
+    retired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     retired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AcceptedOwnerQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "pk"]
@@ -279,3 +306,17 @@ class AcceptedOwner(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def proposed(self) -> bool:
+        """Waiting for a second person to confirm it; not yet accepted by scans."""
+        return self.confirmed_at is None and self.retired_at is None
+
+    @property
+    def retiring(self) -> bool:
+        """Active, with a retirement waiting for a second person."""
+        return (
+            self.confirmed_at is not None
+            and self.retired_at is None
+            and self.retire_requested_at is not None
+        )

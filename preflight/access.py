@@ -15,3 +15,7 @@ can_scan_clusters = Rule(
 can_manage_iptables_owners = Rule(
     "fleet.manage_iptables_owners", "Changing the accepted iptables owners needs the admin role."
 )
+can_confirm_iptables_owners = Rule(
+    "fleet.confirm_iptables_owners",
+    "Confirming a change to the accepted iptables owners needs the approver or admin role.",
+)

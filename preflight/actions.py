@@ -110,8 +110,9 @@ def add_accepted_owner(
     line_regex: str = "",
     acting_user: Any,
 ) -> AcceptedOwner:
-    """Extend the owner table: from the next scan on, rules this matches count as owned, not
-    user-installed. `tables` is comma-separated, blank for every table."""
+    """Propose an extension of the owner table. Once a second person confirms it
+    (`confirm_accepted_owner`), scans that start from then on count the rules it matches as
+    owned, not user-installed. `tables` is comma-separated, blank for every table."""
     if not access.can_manage_iptables_owners(acting_user):
         raise PermissionDenied(access.can_manage_iptables_owners.refusal)
     name, reason = name.strip(), reason.strip()
@@ -126,8 +127,11 @@ def add_accepted_owner(
             "An extension needs at least one of an exact chain, a chain prefix, a comment or "
             "a full-line regular expression: without one it would accept every rule."
         )
-    # Built here as every scan will build it, so a spec that cannot be built never reaches one.
+    # Built here as every scan will build it, so a spec that cannot be built never reaches one;
+    # a pattern is checked for what it would accept too.
     try:
+        if line_regex:
+            iptables.check_pattern(line_regex)
         iptables.Owner.from_spec(
             name=name,
             allows=reason,
@@ -151,30 +155,134 @@ def add_accepted_owner(
         added_at=timezone.now(),
     )
     audit.record(
-        PreflightEvent.OWNER_ADDED, acting_user=acting_user, obj=owner, after=_owner_fields(owner)
+        PreflightEvent.OWNER_PROPOSED,
+        acting_user=acting_user,
+        obj=owner,
+        after=_owner_fields(owner),
     )
     return owner
 
 
+def _second_person(owner: AcceptedOwner, acting_user: Any, first_id: int | None, what: str) -> None:
+    """Four eyes: the person confirming is not the one who asked; a refusal is recorded in a
+    transaction of its own."""
+    refusal = ""
+    if not access.can_confirm_iptables_owners(acting_user):
+        refusal = access.can_confirm_iptables_owners.refusal
+    elif first_id == acting_user.pk:
+        refusal = f"You {what} {owner.name}: another person must confirm it (four eyes)."
+    if refusal:
+        raise _Refused(refusal, owner, what)
+
+
+class _Refused(PermissionDenied):
+    def __init__(self, message: str, owner: AcceptedOwner, what: str) -> None:
+        super().__init__(message)
+        self.owner, self.what = owner, what
+
+
+def _confirmation(do: Any) -> Any:
+    """Run a confirmation; record a refused one (who tried to confirm what, and why)."""
+
+    def run(owner: AcceptedOwner, *, acting_user: Any) -> Any:
+        try:
+            return do(owner, acting_user=acting_user)
+        except _Refused as refusal:
+            with transaction.atomic():
+                audit.record(
+                    PreflightEvent.OWNER_CONFIRMATION_REFUSED,
+                    acting_user=acting_user,
+                    obj=refusal.owner,
+                    after={"tried": f"confirm what was {refusal.what}", "refusal": str(refusal)},
+                )
+            raise
+
+    run.__doc__ = do.__doc__
+    return run
+
+
 @transaction.atomic
-def retire_accepted_owner(owner: AcceptedOwner, *, reason: str, acting_user: Any) -> None:
-    """Stop accepting an extension's rules from the next scan on; the row stays, retired."""
-    if not access.can_manage_iptables_owners(acting_user):
-        raise PermissionDenied(access.can_manage_iptables_owners.refusal)
-    reason = reason.strip()
-    if not reason:
-        raise ActionRefused("Say why you retire it: the reason goes in the audit log.")
-    now = timezone.now()
-    retired = AcceptedOwner.objects.filter(pk=owner.pk, retired_at__isnull=True).update(
-        retired_at=now
+def _confirm_accepted_owner(owner: AcceptedOwner, *, acting_user: Any) -> AcceptedOwner:
+    """Confirm another person's proposed extension: scans that start from now on accept the
+    rules it matches."""
+    owner = AcceptedOwner.objects.select_for_update().get(pk=owner.pk)
+    _second_person(owner, acting_user, owner.added_by_id, "proposed")
+    if not owner.proposed:
+        raise ActionRefused(f"{owner.name} is not waiting for a confirmation.")
+    owner.confirmed_by, owner.confirmed_at = acting_user, timezone.now()
+    owner.save(update_fields=["confirmed_by", "confirmed_at"])
+    audit.record(
+        PreflightEvent.OWNER_ADDED,
+        acting_user=acting_user,
+        obj=owner,
+        after={**_owner_fields(owner), "proposed_by": owner.added_by_id},
     )
-    if retired != 1:
-        raise ActionRefused(f"{owner.name} is already retired.")
-    owner.retired_at = now
+    return owner
+
+
+confirm_accepted_owner = _confirmation(_confirm_accepted_owner)
+
+
+@transaction.atomic
+def _confirm_retirement(owner: AcceptedOwner, *, acting_user: Any) -> AcceptedOwner:
+    """Confirm another person's request to retire an extension: scans that start from now on
+    no longer accept its rules."""
+    owner = AcceptedOwner.objects.select_for_update().get(pk=owner.pk)
+    _second_person(owner, acting_user, owner.retire_requested_by_id, "asked to retire")
+    if not owner.retiring:
+        raise ActionRefused(f"{owner.name} has no retirement waiting for a confirmation.")
+    owner.retired_by, owner.retired_at = acting_user, timezone.now()
+    owner.save(update_fields=["retired_by", "retired_at"])
     audit.record(
         PreflightEvent.OWNER_RETIRED,
         acting_user=acting_user,
         obj=owner,
         before=_owner_fields(owner),
-        after={"retired_at": now, "reason": reason},
+        after={
+            "retired_at": owner.retired_at,
+            "reason": owner.retire_reason,
+            "asked_by": owner.retire_requested_by_id,
+        },
+    )
+    return owner
+
+
+confirm_retirement = _confirmation(_confirm_retirement)
+
+
+@transaction.atomic
+def retire_accepted_owner(owner: AcceptedOwner, *, reason: str, acting_user: Any) -> None:
+    """Ask to retire an active extension (a second person confirms it: `confirm_retirement`);
+    a proposal not yet confirmed is declined at once, since it never applied. The row stays."""
+    if not access.can_manage_iptables_owners(acting_user):
+        raise PermissionDenied(access.can_manage_iptables_owners.refusal)
+    reason = reason.strip()
+    if not reason:
+        raise ActionRefused("Say why you retire it: the reason goes in the audit log.")
+    owner = AcceptedOwner.objects.select_for_update().get(pk=owner.pk)
+    now = timezone.now()
+    if owner.proposed:
+        owner.retired_by, owner.retired_at, owner.retire_reason = acting_user, now, reason
+        owner.save(update_fields=["retired_by", "retired_at", "retire_reason"])
+        audit.record(
+            PreflightEvent.OWNER_DECLINED,
+            acting_user=acting_user,
+            obj=owner,
+            before=_owner_fields(owner),
+            after={"reason": reason},
+        )
+        return
+    if owner.retired_at is not None:
+        raise ActionRefused(f"{owner.name} is already retired.")
+    if owner.retiring:
+        raise ActionRefused(f"{owner.name}'s retirement already waits for a confirmation.")
+    owner.retire_requested_by, owner.retire_requested_at = acting_user, now
+    owner.retire_reason = reason
+    owner.save(update_fields=["retire_requested_by", "retire_requested_at", "retire_reason"])
+    audit.record(
+        PreflightEvent.OWNER_RETIRE_PROPOSED,
+        acting_user=acting_user,
+        obj=owner,
+        before=_owner_fields(owner),
+        after={"reason": reason},
     )

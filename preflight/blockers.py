@@ -29,10 +29,12 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Concat, RowNumber
 
+from audit.models import AuditEvent
 from fleet.choices import SCAN_OPEN, ScanStatus
 from fleet.inventory import NEVER_SCANNED, cached, inventory_version, present_clusters
 from fleet.models import Cluster, PreflightScan, ScanFinding
 from preflight import access
+from preflight.choices import PreflightEvent
 
 # --- preflight on one cluster ------------------------------------------------------------------
 # What a cluster's page shows of one scan: enough lines to act on, however many the scan found.
@@ -144,7 +146,21 @@ def cluster_section(user: Any, cluster: Cluster) -> dict[str, Any]:
         "preflight": preflight_panel(cluster),
         "can_scan": access.can_scan_clusters(user),
         "lines_per_node": LINES_PER_NODE,
+        "leftover": last_leftover_removed(cluster),
     }
+
+
+def last_leftover_removed(cluster: Cluster) -> AuditEvent | None:
+    """The latest scan namespace beat's reaper found left behind on `cluster` and deleted."""
+    return (
+        AuditEvent.objects.filter(
+            action=PreflightEvent.LEFTOVER_REMOVED,
+            object_type=cluster._meta.label_lower,
+            object_id=str(cluster.pk),
+        )
+        .order_by("-seq")
+        .first()
+    )
 
 
 def _origins_of(scan: PreflightScan) -> tuple[list[OriginBlockers], list[tuple[str, int]]]:

@@ -14,6 +14,7 @@ every Linux node was read and nothing blocks.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 import time
@@ -33,11 +34,18 @@ log = logging.getLogger(__name__)
 SCAN_LABEL = "wavegate.io/scan"
 SCAN_LABEL_VALUE = "iptables"
 USER_RULES_LABEL = "kubernetes.azure.com/user-iptables-rules"
+# The Wavegate installation that created a scan namespace: its reaper deletes only its own.
+INSTALLATION_LABEL = "wavegate.io/installation"
+NAMESPACE_PREFIX = "wavegate-scan-"
 CONTAINER = "scan"
 
 # What each scan pod runs: both families framed as shared/DESIGN.md §5 says, then it sleeps so
-# that the DaemonSet does not restart it. iptables-nft warns when legacy tables also exist: the
-# legacy ones are then dumped into the same frame, since AKS's check sees them too.
+# that the DaemonSet does not restart it while the scan reads the logs, and no longer than
+# SLEEP_SECONDS (a little more than a scan may take): a scan pod left behind by a worker that died
+# ends by itself, and preflight/reaper.py deletes its namespace. (The API server refuses
+# activeDeadlineSeconds in a DaemonSet's pod template, so the sleep is the pod's own limit.)
+# iptables-nft warns when legacy tables also exist: the legacy ones are then dumped into the
+# same frame, since AKS's check sees them too.
 SCRIPT = r"""
 node="${NODE_NAME:?}"
 dump() {
@@ -55,7 +63,7 @@ echo "### wavegate-scan node=$node family=ipv6 begin"
 dump ip6tables-save ip6tables-legacy-save; rc=$?
 echo "### wavegate-scan node=$node family=ipv6 end rc=$rc"
 echo "### wavegate-scan node=$node done"
-exec sleep 2147483647
+exec sleep "${SLEEP_SECONDS:?}"
 """
 
 _FRAME = re.compile(
@@ -71,6 +79,12 @@ class Settings:
     deadline_seconds: float = 300.0
     poll_seconds: float = 2.0
     request_timeout_seconds: float = 20.0
+    # Labels each scan namespace (INSTALLATION_LABEL); "" leaves the label off.
+    installation: str = ""
+    # How long a scan pod sleeps once it has printed, at most (a scan's time limit and a bit).
+    pod_sleep_seconds: int = 600
+    # The most of one node's log a scan reads (limitBytes); a longer log leaves the node unread.
+    max_dump_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,76 +112,109 @@ class Outcome:
 
 @dataclass
 class NodeDump:
-    dumps: dict[str, str] = field(default_factory=dict)  # family -> text
+    # family -> its dump, as given to read_frames: bytes (a pod's log) or text
+    dumps: dict[str, bytes | str] = field(default_factory=dict)
     rcs: dict[str, int] = field(default_factory=dict)  # family -> exit code
     done: bool = False
 
 
-def read_frames(log_text: str, node: str) -> NodeDump:
-    """The framed dumps a scan pod printed for `node`. Lines outside a frame are ignored; a
-    frame that never ended is not counted, so a pod still printing is not taken as done."""
+def read_frames(log: bytes | str, node: str) -> NodeDump:
+    """The framed dumps a scan pod printed for `node`, each a slice of `log` (bytes stay bytes:
+    nothing is decoded here but the frame lines, so every byte of a dump reaches the analyser).
+    Lines outside a frame are ignored; a frame that never ended is not counted, so a pod still
+    printing (or a log cut short) is not taken as done."""
     found = NodeDump()
+    binary = isinstance(log, bytes)
+    marker: Any = b"### wavegate-scan " if binary else "### wavegate-scan "
+    newline: Any = b"\n" if binary else "\n"
     family: str | None = None
-    lines: list[str] = []
-    for line in log_text.splitlines():
-        m = _FRAME.fullmatch(line.rstrip())
+    start = pos = 0
+    while True:
+        at = log.find(marker, pos)
+        if at < 0:
+            break
+        end = log.find(newline, at)
+        end = len(log) if end < 0 else end
+        pos = end + 1
+        if at and log[at - 1 : at] != newline:  # not at the start of a line
+            continue
+        line = log[at:end]
+        m = _FRAME.fullmatch((iptables.decode(line) if isinstance(line, bytes) else line).rstrip())
         if m is None or m["node"] != node:
-            if family is not None:
-                lines.append(line)
             continue
         if m["done"]:
             found.done = True
         elif m["begin"]:
-            family, lines = m["family"], []
+            family, start = m["family"], pos
         elif family is not None and family == m["family"]:
-            found.dumps[family] = "\n".join(lines) + "\n" if lines else ""
+            found.dumps[family] = log[start:at]
             found.rcs[family] = int(m["rc"])
             family = None
     found.done = found.done and all(f in found.rcs for f in FAMILIES)
     return found
 
 
+def _first_line(dump: bytes | str) -> str:
+    text = iptables.decode(dump[:4096]) if isinstance(dump, bytes) else dump[:4096]
+    return iptables.shown(next((ln for ln in text.splitlines() if ln.strip()), ""), 200)
+
+
 def analyse_node(
     node: str, dump: NodeDump, owners: Iterable[iptables.Owner]
 ) -> tuple[list[NodeFinding], list[dict[str, Any]], str]:
-    """(findings, parse errors, why unread or "") for one node's dumps."""
+    """(findings, problems reading it, why unread or "") for one node's dumps. A dump with a
+    line the analyser cannot read, cut short (a table without COMMIT) or whose other backend
+    was not read leaves the node unread, naming the line: never clean. Its findings still
+    count (a rule read is a rule that blocks)."""
     failed = [f for f in FAMILIES if dump.rcs.get(f, 1) != 0]
     if failed:
         family = failed[0]
-        first = next((ln for ln in dump.dumps.get(family, "").splitlines() if ln.strip()), "")
+        first = _first_line(dump.dumps.get(family, ""))
         what = "iptables-save" if family == "ipv4" else "ip6tables-save"
         return (
             [],
             [],
-            f"{what} exited {dump.rcs.get(family)} on the node"
-            + (f": {first[:200]}" if first else ""),
+            f"{what} exited {dump.rcs.get(family)} on the node" + (f": {first}" if first else ""),
         )
     findings: list[NodeFinding] = []
     errors: list[dict[str, Any]] = []
+    unread: list[str] = []
     for family in FAMILIES:
         result = iptables.analyse(dump.dumps.get(family, ""), owners)
         findings.extend(NodeFinding(node, family, f) for f in result.findings)
+        problems = result.problems
         errors.extend(
-            {"node": node, "family": family, "line": e.line, "message": e.message}
-            for e in result.errors
+            {"node": node, "family": family, "line": e.line, "message": e.message, "text": e.text}
+            for e in problems
         )
-    return findings, errors, ""
+        if problems:
+            e = problems[0]
+            unread.append(
+                f"its {family} dump could not be read whole: "
+                + (f"line {e.line}: " if e.line else "")
+                + e.message
+                + (f": {e.text}" if e.text else "")
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
+    return findings, errors, "; ".join(unread)
 
 
 # --- the Kubernetes objects ------------------------------------------------------------------
 
 
-def namespace_body(name: str) -> dict[str, Any]:
+def namespace_body(name: str, installation: str = "") -> dict[str, Any]:
     labels = {
         SCAN_LABEL: SCAN_LABEL_VALUE,
         "app.kubernetes.io/managed-by": "wavegate",
     }
+    if installation:
+        labels[INSTALLATION_LABEL] = installation
     for mode in ("enforce", "audit", "warn"):
         labels[f"pod-security.kubernetes.io/{mode}"] = "privileged"
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
 
 
-def daemonset_body(name: str, image: str) -> dict[str, Any]:
+def daemonset_body(name: str, image: str, sleep_seconds: int = 600) -> dict[str, Any]:
     labels = {SCAN_LABEL: SCAN_LABEL_VALUE, "app.kubernetes.io/managed-by": "wavegate"}
     return {
         "apiVersion": "apps/v1",
@@ -195,7 +242,8 @@ def daemonset_body(name: str, image: str) -> dict[str, Any]:
                                 {
                                     "name": "NODE_NAME",
                                     "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
-                                }
+                                },
+                                {"name": "SLEEP_SECONDS", "value": str(max(1, int(sleep_seconds)))},
                             ],
                             "securityContext": {"privileged": True},
                             "resources": {
@@ -323,10 +371,14 @@ def _scan(
     created = False
     try:
         try:
-            core.create_namespace(namespace_body(name), _request_timeout=timeout)
+            core.create_namespace(
+                namespace_body(name, settings.installation), _request_timeout=timeout
+            )
             created = True
             apps.create_namespaced_daemon_set(
-                name, daemonset_body(name, settings.image), _request_timeout=timeout
+                name,
+                daemonset_body(name, settings.image, settings.pod_sleep_seconds),
+                _request_timeout=timeout,
             )
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
             outcome.status = "error"
@@ -371,27 +423,40 @@ def _collect(
             if (pod.get("status") or {}).get("phase") != "Running":
                 waiting[node] = _waiting_reason(pod)
                 continue
+            limit = settings.max_dump_bytes
             answer = core.read_namespaced_pod_log(
                 pod["metadata"]["name"],
                 namespace,
                 container=CONTAINER,
+                limit_bytes=limit + 1,
                 _preload_content=False,
                 _request_timeout=timeout,
             )
-            # kubernetes 36 turns a log into the repr of its bytes: read the raw answer.
-            dump = read_frames(answer.data.decode("utf-8", "replace"), node)
+            # kubernetes 36 turns a log into the repr of its bytes: read the raw answer, as
+            # bytes (decoded by the analyser, every byte kept).
+            log_bytes: bytes = answer.data
+            if len(log_bytes) > limit:
+                read.add(node)
+                waiting.pop(node, None)
+                outcome.unread[node] = (
+                    f"its scan log is over the limit of {limit:,} bytes "
+                    "(WAVEGATE_SCAN_MAX_DUMP_BYTES), so it was not read"
+                )
+                continue
+            dump = read_frames(log_bytes, node)
+            del log_bytes
             if not dump.done:
                 waiting[node] = "its scan pod had not finished printing"
                 continue
             findings, errors, unread = analyse_node(node, dump, owners)
             read.add(node)
             waiting.pop(node, None)
+            outcome.findings.extend(findings)  # a rule read blocks, whatever else was unread
+            outcome.parse_errors.extend(errors)
             if unread:
                 outcome.unread[node] = unread
             else:
                 outcome.nodes_read.append(node)
-                outcome.findings.extend(findings)
-                outcome.parse_errors.extend(errors)
         if read >= expected or time.monotonic() >= deadline:
             break
         sleep(min(settings.poll_seconds, max(0.0, deadline - time.monotonic())))
@@ -425,6 +490,62 @@ def _delete(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, name: str, timeout: float)
             " ".join(problems) + f" Delete the namespace by hand: kubectl delete namespace {name}"
         )
     return ""
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A scan namespace found on a cluster after its scan should have ended."""
+
+    namespace: str
+    created: str  # its creationTimestamp, as the API server gave it
+    age_seconds: int
+    problem: str = ""  # why it could not be deleted; "" when it was
+
+
+def reap_leftovers(
+    kubeconfig: dict[str, Any],
+    *,
+    installation: str,
+    max_age_seconds: float,
+    token: Callable[[], str] | None = None,
+    timeout: float = 20.0,
+    now: Callable[[], float] = time.time,
+) -> list[Leftover]:
+    """Delete the scan namespaces (and DaemonSets) that `installation` created on one cluster
+    more than `max_age_seconds` ago: a worker that died mid-scan left them. Namespaces of other
+    installations, younger ones (a scan may still be reading them) and ones already being
+    deleted are left alone. Raises CannotConnect, ApiException or urllib3's HTTPError when the
+    cluster cannot be listed."""
+    if not installation:
+        raise ValueError("an installation id is required: without it every scan namespace matches")
+    api = connect(kubeconfig, token)
+    try:
+        core = k8s.CoreV1Api(api)
+        apps = k8s.AppsV1Api(api)
+        namespaces = list_all(
+            core.list_namespace,
+            label_selector=(f"{SCAN_LABEL}={SCAN_LABEL_VALUE},{INSTALLATION_LABEL}={installation}"),
+            _request_timeout=timeout,
+        )
+        found = []
+        for namespace in namespaces:
+            metadata = namespace.get("metadata") or {}
+            name = str(metadata.get("name") or "")
+            created = str(metadata.get("creationTimestamp") or "")
+            if not name.startswith(NAMESPACE_PREFIX) or metadata.get("deletionTimestamp"):
+                continue
+            try:
+                born = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ")
+            except ValueError:
+                continue
+            age = now() - born.replace(tzinfo=datetime.UTC).timestamp()
+            if age <= max_age_seconds:
+                continue
+            problem = _delete(core, apps, name, timeout)
+            found.append(Leftover(name, created, int(age), problem))
+        return found
+    finally:
+        api.close()
 
 
 def _verdict(outcome: Outcome) -> str:

@@ -28,7 +28,7 @@ def owners() -> tuple[iptables.Owner, ...]:
     """AKS's allow-list, plus the extensions administrators added (each of them audited).
     An extension that no longer compiles is left out and logged, never a crashed scan."""
     extra = []
-    for o in AcceptedOwner.objects.filter(retired_at__isnull=True):
+    for o in AcceptedOwner.objects.active():
         try:
             extra.append(
                 iptables.Owner.from_spec(
@@ -55,6 +55,9 @@ def scan_settings() -> scanner.Settings:
         deadline_seconds=settings.WAVEGATE_SCAN_DEADLINE_SECONDS,
         poll_seconds=settings.WAVEGATE_SCAN_POLL_SECONDS,
         request_timeout_seconds=settings.WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS,
+        installation=settings.WAVEGATE_INSTALLATION_ID,
+        pod_sleep_seconds=settings.WAVEGATE_SCAN_POD_SLEEP_SECONDS,
+        max_dump_bytes=settings.WAVEGATE_SCAN_MAX_DUMP_BYTES,
     )
 
 
@@ -233,8 +236,8 @@ def expire_abandoned() -> int:
     for scan in PreflightScan.objects.filter(status=ScanStatus.RUNNING, started_at__lt=cutoff):
         outcome = scanner.Outcome(
             "error",
-            "The worker running this scan stopped before it finished. Scan again; if the "
-            f"namespace {scanner.unique_name(scan.pk)} is still on the cluster, delete it.",
+            "The worker running this scan stopped before it finished. Scan again; beat "
+            f"deletes the namespace {scanner.unique_name(scan.pk)} it left on the cluster.",
         )
         if finish(scan, outcome).status == ScanStatus.ERROR:
             expired += 1

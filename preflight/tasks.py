@@ -1,5 +1,6 @@
 """Preflight tasks: one cluster's scan ("Scan now"), the chains that work through "Scan all
-eligible clusters", and beat's end of scans whose worker died.
+eligible clusters", beat's end of scans whose worker died, and beat's reaper of the scan
+namespaces such a worker left on the cluster.
 
 The tasks keep the names they had when they lived in fleet ("fleet.scan_cluster", ...): the
 scan queue's routes and beat's schedule in config/settings.py name them, and so may messages
@@ -11,6 +12,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from preflight.reaper import reap
 from preflight.scans import expire_abandoned, next_queued, run_scan
 
 # A scan is warned at its time limit and killed a minute later (the time to record its end).
@@ -49,3 +51,20 @@ def scan_next() -> None:
 @shared_task(name="fleet.expire_abandoned_scans", ignore_result=True)
 def expire_abandoned_scans() -> int:
     return expire_abandoned()
+
+
+# A run stops starting clusters at its budget; the one under way may take its API calls' time.
+_REAP_SOFT_LIMIT = settings.WAVEGATE_SCAN_REAP_BUDGET_SECONDS + (
+    4 * settings.WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS
+)
+
+
+@shared_task(
+    name="preflight.reap_leftovers",
+    ignore_result=True,
+    soft_time_limit=_REAP_SOFT_LIMIT,
+    time_limit=_REAP_SOFT_LIMIT + 60,
+)
+def reap_leftovers() -> int:
+    """Beat's: delete the scan namespaces a dead worker left on recently scanned clusters."""
+    return len(reap().removed)

@@ -17,4 +17,10 @@ urlpatterns = [
     path("blockers/owners/", views.owners, name="owners"),
     path("blockers/owners/add/", views.owner_add, name="owner_add"),
     path("blockers/owners/<int:pk>/retire/", views.owner_retire, name="owner_retire"),
+    path("blockers/owners/<int:pk>/confirm/", views.owner_confirm, name="owner_confirm"),
+    path(
+        "blockers/owners/<int:pk>/confirm-retirement/",
+        views.owner_confirm_retirement,
+        name="owner_confirm_retirement",
+    ),
 ]

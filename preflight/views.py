@@ -152,9 +152,11 @@ def _owners_page(request: HttpRequest, form: AcceptedOwnerForm | None = None) ->
             for owner in iptables.OWNERS
         ],
         "extensions": AcceptedOwner.objects.filter(retired_at__isnull=True)
-        .select_related("added_by")
+        .select_related("added_by", "confirmed_by", "retire_requested_by")
         .order_by("name", "pk"),
         "can_manage": can_manage,
+        "can_confirm": access.can_confirm_iptables_owners(request.user),
+        "can_retire": can_manage,
         "form": (form if form is not None else AcceptedOwnerForm()) if can_manage else None,
     }
     return render(request, "preflight/owners.html", context)
@@ -179,8 +181,41 @@ def owner_add(request: HttpRequest) -> HttpResponse:
         return _owners_page(request, form)
     messages.success(
         request,
-        f"{owner.name} added: scans that start from now on accept the rules it matches.",
+        f"{owner.name} proposed: once another person confirms it, scans that start from then "
+        "on accept the rules it matches.",
     )
+    return redirect("preflight:owners")
+
+
+@require_POST
+@requires(access.can_confirm_iptables_owners)
+def owner_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    owner = get_object_or_404(AcceptedOwner, pk=pk)
+    try:
+        actions.confirm_accepted_owner(owner, acting_user=request.user)
+    except (actions.ActionRefused, PermissionDenied) as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(
+            request,
+            f"{owner.name} confirmed: scans that start from now on accept the rules it matches.",
+        )
+    return redirect("preflight:owners")
+
+
+@require_POST
+@requires(access.can_confirm_iptables_owners)
+def owner_confirm_retirement(request: HttpRequest, pk: int) -> HttpResponse:
+    owner = get_object_or_404(AcceptedOwner, pk=pk)
+    try:
+        actions.confirm_retirement(owner, acting_user=request.user)
+    except (actions.ActionRefused, PermissionDenied) as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(
+            request,
+            f"{owner.name} retired: scans that start from now on no longer accept its rules.",
+        )
     return redirect("preflight:owners")
 
 
@@ -199,8 +234,12 @@ def owner_retire(request: HttpRequest, pk: int) -> HttpResponse:
     except (actions.ActionRefused, PermissionDenied) as refusal:
         messages.error(request, str(refusal))
     else:
+        owner.refresh_from_db()
         messages.success(
             request,
-            f"{owner.name} retired: scans that start from now on no longer accept its rules.",
+            f"{owner.name} declined: it never applied."
+            if owner.retired_at
+            else f"Retiring {owner.name} asked: once another person confirms it, scans that "
+            "start from then on no longer accept its rules.",
         )
     return redirect("preflight:owners")

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import audit
-from fleet.models import Cluster
+from fleet.models import AcceptedOwner, Cluster
 from rollout import access, notify, planning
 from rollout.choices import (
     PLAN_ACTIVE,
@@ -118,9 +118,28 @@ def check_budget(text: str) -> str:
 
 
 def content_hash(plan: RolloutPlan, waves: list[list[str]]) -> str:
-    """What approvals are bound to: the plan's settings and every wave's frozen cluster ids."""
-    content = {field: getattr(plan, field) for field in EDITABLE} | {"waves": waves}
+    """What approvals are bound to: the plan's settings, every wave's frozen cluster ids, and
+    the accepted iptables owners in force (they decide what a scan calls clean)."""
+    owners = list(
+        AcceptedOwner.objects.active()
+        .order_by("pk")
+        .values_list("pk", "tables", "chain", "chain_prefix", "comment", "line_regex")
+    )
+    content = {field: getattr(plan, field) for field in EDITABLE} | {
+        "waves": waves,
+        "accepted_owners": owners,
+    }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def frozen_waves(plan: RolloutPlan) -> list[list[str]]:
+    """The submitted plan's waves as content_hash took them: cluster ids, in order."""
+    waves: dict[int, list[str]] = {}
+    for index, cluster_id in plan.targets.order_by("wave__index", "position").values_list(
+        "wave__index", "cluster_id"
+    ):
+        waves.setdefault(index, []).append(str(cluster_id))
+    return [waves[index] for index in sorted(waves)]
 
 
 def _validate(plan: RolloutPlan) -> None:
@@ -300,6 +319,11 @@ def _decide(
     refusal = access.may_decide(acting_user, wave, plan)
     if refusal is not None:
         raise (PermissionDenied if refusal.forbidden else ActionRefused)(refusal.message)
+    if content_hash(plan, frozen_waves(plan)) != plan.content_hash:
+        raise ActionRefused(
+            f"The accepted iptables owners changed since plan {plan.name!r} was submitted, so "
+            "its scans would not judge clusters as approved: edit it and submit it again."
+        )
     if plan_hash is not None and plan_hash != plan.content_hash:
         raise ActionRefused(
             f"Plan {plan.name!r} changed since you read it (you read version {plan_hash[:12]!r}, "

@@ -75,6 +75,8 @@ class Demo:
         self.log_dir = var_dir / "log"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env = dict(os.environ, WAVEGATE_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
+        # The demo is plain HTTP on this machine: cookies marked Secure would never come back.
+        self.env.setdefault("DJANGO_SECURE_COOKIES", "false")
         self.children: dict[str, subprocess.Popen[bytes]] = {}
 
     # --- processes ---------------------------------------------------------------------------

@@ -217,12 +217,14 @@ def make_scan(
 
 
 def make_accepted_owner(**fields: Any) -> AcceptedOwner:
-    """An administrator's extension of the owner table (by nobody, unless `added_by`)."""
+    """An administrator's extension of the owner table (by nobody, unless `added_by`), active:
+    confirmed by a second person, unless `confirmed_at=None` (a proposal)."""
     values: dict[str, Any] = {
         "name": "node-exporter",
         "reason": "Our node-exporter DaemonSet opens its port; safe with eBPF host routing.",
         "chain": "NODE-EXPORTER",
         "added_at": timezone.now(),
+        "confirmed_at": timezone.now(),
     }
     values.update(fields)
     return AcceptedOwner.objects.create(**values)

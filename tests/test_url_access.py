@@ -78,6 +78,16 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
     "preflight:owners": ("GET", {}, EVERYONE),
     "preflight:owner_add": ("POST", {}, frozenset({"admin"})),
     "preflight:owner_retire": ("POST", {"pk": existing_owner_extension}, frozenset({"admin"})),
+    "preflight:owner_confirm": (
+        "POST",
+        {"pk": existing_owner_extension},
+        frozenset({"approver", "admin"}),
+    ),
+    "preflight:owner_confirm_retirement": (
+        "POST",
+        {"pk": existing_owner_extension},
+        frozenset({"approver", "admin"}),
+    ),
     "rollout:plans": ("GET", {}, EVERYONE),
     "rollout:plan_new": ("GET", {}, OPERATORS),
     "rollout:plan_preview": ("POST", {}, OPERATORS),
@@ -124,6 +134,8 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
     "audit:verify": ("GET", {}, frozenset({"auditor", "admin"})),
     "accounts:login": ("GET", {}, PUBLIC),
     "accounts:logout": ("POST", {}, EVERYONE),
+    "accounts:lockouts": ("GET", {}, frozenset({"admin"})),
+    "accounts:lift_lockout": ("POST", {}, frozenset({"admin"})),
     "healthz": ("GET", {}, PUBLIC),
 }
 

@@ -65,7 +65,29 @@ def _validate_daemonset(name: str, spec: Mapping[str, Any]) -> None:
             "spec.template.metadata.labels",
             f"Invalid value: {json.dumps(labels)}: `selector` does not match template `labels`",
         )
-    containers = (template.get("spec") or {}).get("containers") or []
+    pod_spec = template.get("spec") or {}
+    # As the API server's DaemonSet validation: its pods restart always and have no deadline
+    # (a pod past activeDeadlineSeconds would fail, and the controller start it again).
+    restart = pod_spec.get("restartPolicy")
+    if restart not in (None, "Always"):
+        raise ApiError.invalid(
+            "DaemonSet",
+            "apps",
+            name,
+            "spec.template.spec.restartPolicy",
+            f'Unsupported value: "{restart}": supported values: "Always"',
+            "FieldValueNotSupported",
+        )
+    if pod_spec.get("activeDeadlineSeconds") is not None:
+        raise ApiError.invalid(
+            "DaemonSet",
+            "apps",
+            name,
+            "spec.template.spec.activeDeadlineSeconds",
+            "Forbidden: activeDeadlineSeconds in DaemonSet is not Supported",
+            "FieldValueForbidden",
+        )
+    containers = pod_spec.get("containers") or []
     if not containers:
         raise invalid("spec.template.spec.containers", "Required value")
     for i, container in enumerate(containers):

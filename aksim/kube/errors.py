@@ -50,10 +50,18 @@ class ApiError(Exception):
         return cls(400, "BadRequest", message)
 
     @classmethod
-    def invalid(cls, kind: str, group: str, name: str, field_path: str, problem: str) -> ApiError:
+    def invalid(
+        cls,
+        kind: str,
+        group: str,
+        name: str,
+        field_path: str,
+        problem: str,
+        cause_reason: str = "FieldValueInvalid",
+    ) -> ApiError:
         qualified = f"{kind}.{group}" if group else kind
         message = f'{qualified} "{name}" is invalid: {field_path}: {problem}'
-        cause = {"reason": "FieldValueInvalid", "message": problem, "field": field_path}
+        cause = {"reason": cause_reason, "message": problem, "field": field_path}
         details: dict[str, Any] = {"name": name, "kind": kind, "causes": [cause]}
         if group:
             details["group"] = group

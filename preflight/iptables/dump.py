@@ -1,5 +1,5 @@
 """A parsed `iptables-save` dump: its tables, chains and rules, and what an analysis returns
-(the findings, the lines it could not read)."""
+(the findings, the lines it could not read, the tables cut short, the other backends unread)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,26 @@ from typing import Any
 from preflight.iptables.words import target_and_comments
 
 UNKNOWN_TABLE = "?"  # rules read before any "*table" header
+SHOWN_CHARACTERS = 240  # of a line that could not be read, shown to people
+
+
+def shown(text: str, limit: int | None = None) -> str:
+    """`text` as people may see it: every byte that was not UTF-8 (decoded with
+    "surrogateescape") as \\xNN, every control or unprintable character escaped the same way
+    (\\uNNNN above 0xff), the rest unchanged; cut to `limit` characters with "…"."""
+    cut = text if limit is None or len(text) <= limit else text[:limit]
+    if cut.isprintable():
+        return cut if cut is text else cut + "…"
+    out = []
+    for c in cut:
+        if c.isprintable():
+            out.append(c)
+            continue
+        code = ord(c)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte surrogateescape kept
+            code -= 0xDC00
+        out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+    return "".join(out) + ("" if cut is text else "…")
 
 
 class Rule:
@@ -76,8 +96,12 @@ class Table:
 
 @dataclass(frozen=True, slots=True)
 class Error:
+    """Why (part of) a dump could not be read: `line` (1-based; 0 for the whole input), what is
+    wrong, and the raw line as people may see it (shown())."""
+
     line: int
     message: str
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +119,33 @@ class Analysis:
     tables: list[Table]
     rules: list[Rule]
     findings: list[Finding]
-    errors: list[Error]
+    errors: list[Error]  # lines that could not be read; any one makes the dump unreadable
     recognised: int  # lines read as part of a dump (headers, chains, rules, COMMIT)
+    # Tables whose COMMIT never came (the dump was cut short): unreadable too.
+    cut_short: list[Error] = field(default_factory=list)
+    # "# Warning: iptables-legacy tables present, use iptables-legacy-save to see them" with no
+    # dump of that backend in the input: its rules were not read, so the node is incomplete.
+    other_backends: list[Error] = field(default_factory=list)
+
+    @property
+    def unreadable(self) -> bool:
+        """Some line could not be read, or the dump was cut short: it cannot be called clean."""
+        return bool(self.errors or self.cut_short)
+
+    @property
+    def problems(self) -> list[Error]:
+        """Everything that keeps the dump from being called clean, in line order."""
+        return sorted([*self.errors, *self.cut_short, *self.other_backends], key=lambda e: e.line)
 
     @property
     def verdict(self) -> str:
-        return "blocked" if self.findings else "clean"
+        """blocked (some rule blocks, whatever else), unreadable (a line could not be read or
+        the dump was cut short), incomplete (another backend's rules were not read) or clean."""
+        if self.findings:
+            return "blocked"
+        if self.unreadable:
+            return "unreadable"
+        return "incomplete" if self.other_backends else "clean"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,5 +160,7 @@ class Analysis:
                 }
                 for f in self.findings
             ],
-            "errors": [{"line": e.line, "message": e.message} for e in self.errors],
+            "errors": [
+                {"line": e.line, "message": e.message, "text": e.text} for e in self.problems
+            ],
         }

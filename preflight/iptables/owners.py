@@ -7,6 +7,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+import re2
 
 from preflight.iptables.dump import UNKNOWN_TABLE, Rule
 
@@ -51,6 +54,72 @@ class LineMatches:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regex", re.compile(self.pattern))
+
+    def __call__(self, rule: Rule) -> bool:
+        return self.regex.fullmatch(rule.rule) is not None
+
+
+# An administrator's pattern: at most this long, and it must not accept rules of unrelated
+# origins (each line below comes from a different product; a pattern for one of them may match
+# that one, never two or more), nor an empty or arbitrary line.
+MAX_PATTERN_LENGTH = 300
+UNRELATED_RULES = (
+    "-A INPUT -j ACCEPT",
+    "-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    '-A cali-FORWARD -m comment --comment "cali:vjrMJCRpqwy5oRoX" -j MARK --set-xmark 0x0/0xe0000',
+    "-A f2b-sshd -s 203.0.113.7/32 -j REJECT --reject-with icmp-port-unreachable",
+    "-A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN",
+    "-A OUTPUT -p tcp -m tcp --dport 25 -j DROP",
+    "-A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.5:8080",
+    "-A KUBE-SERVICES -d 10.0.0.10/32 -p udp -m udp --dport 53 -j KUBE-SVC-TCOU7JCQXEZGVUNU",
+)
+ARBITRARY_LINES = ("", " ", "x", "-A", "garbage that is not a rule at all")
+
+
+def _compile_linear(pattern: str) -> Any:
+    """The pattern compiled by RE2, which matches in time linear in the line: an administrator's
+    pattern can never hang a worker. ValueError when RE2 cannot take it (back-references and
+    look-arounds are not linear)."""
+    try:
+        return re2.compile(pattern)
+    except Exception as exc:  # re2 raises its own error type, not re.error
+        said = exc.args[0] if exc.args else exc
+        said = said.decode(errors="replace") if isinstance(said, bytes) else str(said)
+        raise ValueError(f"the regular expression does not compile for RE2: {said}") from exc
+
+
+def check_pattern(pattern: str) -> None:
+    """Refuse a full-line pattern that is too long, does not compile, or accepts too much: an
+    empty or arbitrary line, or rules of two or more unrelated origins. ValueError says why."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ValueError(
+            f"the regular expression is {len(pattern)} characters long; at most "
+            f"{MAX_PATTERN_LENGTH} are allowed"
+        )
+    regex = _compile_linear(pattern)
+    loose = [line for line in ARBITRARY_LINES if regex.fullmatch(line) is not None]
+    if loose:
+        raise ValueError(
+            f"the regular expression matches {loose[0]!r}, which is no rule: it would accept "
+            "rules it was not written for"
+        )
+    unrelated = [line for line in UNRELATED_RULES if regex.fullmatch(line) is not None]
+    if len(unrelated) >= 2:
+        raise ValueError(
+            f"the regular expression matches {len(unrelated)} rules of unrelated origins (for "
+            f"example {unrelated[0]!r} and {unrelated[1]!r}): narrow it to the rules it is for"
+        )
+
+
+@dataclass(frozen=True)
+class LinearLineMatches:
+    """An administrator's full-line pattern, matched by RE2 (linear time)."""
+
+    pattern: str
+    regex: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "regex", _compile_linear(self.pattern))
 
     def __call__(self, rule: Rule) -> bool:
         return self.regex.fullmatch(rule.rule) is not None
@@ -126,9 +195,9 @@ class Owner:
             tests.append(CommentContains(comment))
         if line_regex:
             try:
-                tests.append(LineMatches(line_regex))
-            except re.error as exc:
-                raise ValueError(f"{name}: line_regex does not compile: {exc}") from exc
+                tests.append(LinearLineMatches(line_regex))
+            except ValueError as exc:
+                raise ValueError(f"{name}: line_regex: {exc}") from exc
         if not tests:
             raise ValueError(
                 f"{name}: an owner needs a chain, a chain prefix, a comment or a regex"

@@ -566,3 +566,38 @@ def test_it_runs_aks_cilium_agents_that_are_ready_with_their_nodes(in_process: E
     # It is AKS's: deleting it does not make it go away.
     k8s.AppsV1Api(in_process.api("cilium")).delete_namespaced_daemon_set("cilium", "kube-system")
     assert core.list_namespaced_pod("kube-system", label_selector="k8s-app=cilium").items
+
+
+def test_it_refuses_a_deadline_or_a_restart_policy_on_daemonset_pods(served: Endpoint) -> None:
+    """As the API server's DaemonSet validation: its pods restart always and have no
+    activeDeadlineSeconds, so a scan pod cannot be given a deadline that way (issue 14 §3)."""
+    apps = k8s.AppsV1Api(served.api("kubenet"))
+    core = k8s.CoreV1Api(served.api("kubenet"))
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name="deadline-scan")))
+    with_deadline = _scan_daemonset()
+    with_deadline.spec.template.spec.active_deadline_seconds = 600
+    with pytest.raises(ApiException) as error:
+        apps.create_namespaced_daemon_set("deadline-scan", with_deadline)
+    assert error.value.status == 422
+    status = _status(error.value)
+    assert status["reason"] == "Invalid"
+    assert status["message"] == (
+        'DaemonSet.apps "wavegate-scan" is invalid: spec.template.spec.activeDeadlineSeconds: '
+        "Forbidden: activeDeadlineSeconds in DaemonSet is not Supported"
+    )
+    assert status["details"]["causes"] == [
+        {
+            "reason": "FieldValueForbidden",
+            "message": "Forbidden: activeDeadlineSeconds in DaemonSet is not Supported",
+            "field": "spec.template.spec.activeDeadlineSeconds",
+        }
+    ]
+    never = _scan_daemonset()
+    never.spec.template.spec.restart_policy = "Never"
+    with pytest.raises(ApiException) as error:
+        apps.create_namespaced_daemon_set("deadline-scan", never)
+    assert error.value.status == 422
+    assert _status(error.value)["details"]["causes"][0]["field"] == (
+        "spec.template.spec.restartPolicy"
+    )
+    assert apps.list_namespaced_daemon_set("deadline-scan").items == []

@@ -36,6 +36,8 @@ def serve(database_url: str, tmp_path: Path, **extra_env: str) -> Iterator[str]:
         DATABASE_URL=database_url,
         WAVEGATE_VAR_DIR=str(tmp_path / "var"),
         DJANGO_SECRET_KEY="browser-test-" + "k" * 40,
+        # Plain HTTP on 127.0.0.1, as the demo: no Secure cookies.
+        DJANGO_SECURE_COOKIES="false",
         **extra_env,
     )
     argv = [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}"]

@@ -333,18 +333,30 @@ def test_malformed_lines_are_reported_with_line_numbers() -> None:
     assert [r.line for r in analysis.rules] == [9, 10]
 
 
-@pytest.mark.parametrize("text", ["", "\n\n", "\x00\x01\x02", "COMMIT", "*", "-A"])
-def test_degenerate_inputs(text: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("", "clean"),
+        ("\n\n", "clean"),
+        ("COMMIT", "clean"),
+        # a line that cannot be read is never clean (issue 14 §2)
+        ("\x00\x01\x02", "unreadable"),
+        ("*", "unreadable"),
+        ("-A", "unreadable"),
+    ],
+)
+def test_degenerate_inputs(text: str, verdict: str) -> None:
     analysis = analyse(text)
-    assert analysis.verdict == "clean"
-    assert analysis.to_json()["verdict"] == "clean"
+    assert analysis.verdict == verdict
+    assert analysis.to_json()["verdict"] == verdict
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_arbitrary_text_never_raises(text: str) -> None:
     analysis = analyse(text)
-    assert analysis.verdict in ("clean", "blocked")
+    assert analysis.verdict in ("clean", "blocked", "unreadable", "incomplete")
+    assert analysis.verdict != "clean" or not analysis.problems
     assert all(isinstance(e.line, int) for e in analysis.errors)
     analysis.to_json()
 

@@ -79,13 +79,15 @@ def test_stdin(blocked_dump: Path, clean_dump: Path) -> None:
 
 
 def test_malformed_lines_are_listed(tmp_path: Path) -> None:
+    # issue 14 §2: a line that cannot be read (and a table without COMMIT) is never clean
     path = tmp_path / "partial.txt"
     path.write_text("*filter\n-A INPUT -j KUBE-FIREWALL\nnonsense here\n")
     done = run(str(path), "--json")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["errors"] == [
-        {"line": 3, "message": "unrecognised line: 'nonsense here'"}
-    ]
+    assert done.returncode == 2, done.stderr
+    errors = json.loads(done.stdout)["errors"]
+    assert [(e["line"], e["text"]) for e in errors] == [(1, "*filter"), (3, "nonsense here")]
+    assert "COMMIT" in errors[0]["message"]
+    assert "unrecognised line" in errors[1]["message"]
 
 
 def test_missing_file_exits_2(tmp_path: Path) -> None:

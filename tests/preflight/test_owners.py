@@ -1,5 +1,5 @@
 """The iptables owner table: AKS's allow-list, read only, and the extensions administrators
-add and retire."""
+propose and retire, each step confirmed by a second person (four eyes)."""
 
 from __future__ import annotations
 
@@ -49,25 +49,41 @@ def test_the_owner_table_shows_aks_allow_list_read_only_and_the_warning(client_a
     assert 'data-section="add-owner"' not in page
 
 
-def test_an_admin_adds_an_extension_which_shows_and_is_audited(client_as, personas):
+def test_an_admin_proposes_an_extension_an_approver_confirms_it_each_audited(client_as, personas):
     client = client_as("admin")
 
     response = client.post(reverse("preflight:owner_add"), NEW_OWNER)
 
     assert response.status_code == 302
     assert messages_of(response) == [
-        "node-exporter added: scans that start from now on accept the rules it matches."
+        "node-exporter proposed: once another person confirms it, scans that start from then "
+        "on accept the rules it matches."
     ]
     owner = AcceptedOwner.objects.get()
-    assert (owner.added_by, owner.retired_at) == (personas["admin"], None)
-    event = AuditEvent.objects.get(action="iptables.owner_added")
+    assert (owner.added_by, owner.confirmed_at, owner.retired_at) == (personas["admin"], None, None)
+    event = AuditEvent.objects.get(action="iptables.owner_proposed")
     assert event.actor_id == personas["admin"].pk
     assert event.object_id == str(owner.pk)
     assert event.after == {k: NEW_OWNER[k] for k in NEW_OWNER}
     extensions = section(client.get(reverse("preflight:owners")).content.decode(), "extensions")
     assert "<td>node-exporter</td>" in extensions
     assert "in or jumping to a chain starting <code>NODE-EXPORTER</code>" in extensions
-    assert "admin-user" in extensions
+    assert "Proposed</span> by admin-user" in extensions
+    assert 'data-testid="confirm-owner"' not in extensions  # not by the one who proposed it
+
+    approver = client_as("approver")
+    page = section(approver.get(reverse("preflight:owners")).content.decode(), "extensions")
+    assert 'data-testid="confirm-owner"' in page
+    confirmed = approver.post(reverse("preflight:owner_confirm", kwargs={"pk": owner.pk}))
+
+    assert messages_of(confirmed) == [
+        "node-exporter confirmed: scans that start from now on accept the rules it matches."
+    ]
+    owner.refresh_from_db()
+    assert owner.confirmed_by == personas["approver"]
+    event = AuditEvent.objects.get(action="iptables.owner_added")
+    assert event.actor_id == personas["approver"].pk
+    assert event.after["proposed_by"] == personas["admin"].pk
 
 
 def test_scans_from_then_on_accept_the_rules_an_extension_matches(client_as):
@@ -78,6 +94,10 @@ def test_scans_from_then_on_accept_the_rules_an_extension_matches(client_as):
         reverse("preflight:owner_add"),
         {**NEW_OWNER, "line_regex": "", "chain_prefix": "NODE-EXPORTER"},
     )
+    assert iptables.analyse(dump, scans.owners()).findings  # proposed: not applied yet
+
+    owner = AcceptedOwner.objects.get()
+    client_as("approver").post(reverse("preflight:owner_confirm", kwargs={"pk": owner.pk}))
 
     assert iptables.analyse(dump, scans.owners()).findings == []
 
@@ -92,17 +112,24 @@ def test_an_admin_retires_an_extension_with_a_reason_and_it_disappears(client_as
     owner.refresh_from_db()
     assert owner.retired_at is None
 
-    response = client.post(url, {"reason": "The backup agent is gone."}, follow=True)
+    asked = client.post(url, {"reason": "The backup agent is gone."}, follow=True)
+
+    owner.refresh_from_db()
+    assert owner.retired_at is None  # until a second person confirms it
+    assert "Retiring backup-agent asked" in asked.content.decode()
+    confirm = reverse("preflight:owner_confirm_retirement", kwargs={"pk": owner.pk})
+    response = client_as("approver").post(confirm, follow=True)
 
     owner.refresh_from_db()
     assert owner.retired_at is not None
     assert "backup-agent retired" in response.content.decode()
     assert "<td>backup-agent</td>" not in section(response.content.decode(), "extensions")
     event = AuditEvent.objects.get(action="iptables.owner_retired")
-    assert event.actor_id == personas["admin"].pk
+    assert event.actor_id == personas["approver"].pk
     assert event.before["name"] == "backup-agent"
     assert event.before["chain"] == "NODE-EXPORTER"
     assert event.after["reason"] == "The backup agent is gone."
+    assert event.after["asked_by"] == personas["admin"].pk
     again = client.post(url, {"reason": "twice"}, follow=True)
     assert "backup-agent is already retired." in again.content.decode()
     assert AuditEvent.objects.filter(action="iptables.owner_retired").count() == 1

@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 from rollout import actions
 from rollout.choices import RolloutEvent, WaveStatus
 from rollout.models import Approval
-from tests.factories import make_cluster, make_user, submitted_plan
+from tests.factories import make_accepted_owner, make_cluster, make_user, submitted_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -132,3 +132,18 @@ def test_the_wave_page_tells_an_editor_why_they_cannot_decide(plan, client):
 
     assert "Approve wave" not in html
     assert "You edited plan" in html
+
+
+def test_a_change_to_the_accepted_owners_after_submission_voids_the_version(plan):
+    arun = make_user("approver", username="arun")
+    make_accepted_owner(name="backup-agent")  # confirmed after the plan was submitted
+
+    with pytest.raises(actions.ActionRefused, match="accepted iptables owners changed"):
+        actions.approve_wave(plan.waves.get(index=1), acting_user=arun, comment="ok")
+
+    resubmitted = actions.submit_plan(
+        actions.edit_plan(plan, acting_user=plan.created_by, concurrency=5),
+        acting_user=plan.created_by,
+    )
+    wave = actions.approve_wave(resubmitted.waves.get(index=1), acting_user=arun, comment="ok")
+    assert wave.status == WaveStatus.APPROVED
