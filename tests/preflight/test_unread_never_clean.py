@@ -6,22 +6,18 @@ clean; a dump is read as a stream, within a size limit. No database needed."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import random
 import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from preflight import iptables
 from preflight.scanner import (
     Outcome,
-    Settings,
-    _collect,
     _verdict,
     analyse_node,
     read_frames,
@@ -244,76 +240,3 @@ def test_it_leaves_a_node_whose_dump_cannot_be_read_whole_unread_and_the_scan_in
     assert errors
     assert _verdict(outcome) == "incomplete"
     assert NODE in outcome.message
-
-
-class Answer:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-class Core:
-    """The two calls a scan's collection makes, answering with each node's log."""
-
-    def __init__(self, logs: dict[str, bytes]) -> None:
-        self.logs = logs
-        self.log_calls: list[dict[str, Any]] = []
-
-    def list_namespaced_pod(self, **_: Any) -> Answer:
-        pods = [
-            {
-                "metadata": {"name": f"pod-{n}"},
-                "spec": {"nodeName": n},
-                "status": {"phase": "Running"},
-            }
-            for n in self.logs
-        ]
-        return Answer(json.dumps({"items": pods}).encode())
-
-    def read_namespaced_pod_log(self, name: str, namespace: str, **options: Any) -> Answer:
-        self.log_calls.append(options)
-        log = self.logs[name.removeprefix("pod-")]
-        limit = options.get("limit_bytes")
-        return Answer(log[:limit] if limit else log)
-
-
-def scan_logs(logs: dict[str, bytes], **settings: Any) -> tuple[Outcome, Core]:
-    core = Core(logs)
-    outcome = Outcome("running", nodes_expected=sorted(logs))
-    _collect(
-        core,  # type: ignore[arg-type]
-        "wavegate-scan-1",
-        Settings(image="scan", deadline_seconds=0.0, **settings),
-        tuple(iptables.OWNERS),
-        outcome,
-        lambda _: None,
-    )
-    outcome.status = _verdict(outcome)
-    return outcome, core
-
-
-def test_it_reads_a_pod_log_as_bytes_so_a_rule_with_a_xff_byte_blocks_the_scan() -> None:
-    log = framed("").encode().replace(b"family=ipv4 begin\n", b"family=ipv4 begin\n" + ODD_DUMP)
-
-    outcome, _ = scan_logs({NODE: log})
-
-    assert outcome.status == "blocked"
-    assert [f.finding.rule for f in outcome.findings] == [
-        '-A INPUT -s 203.0.113.7/32 -m comment --comment "ops \\xff\\x01 hold" -j DROP'
-    ]
-
-
-def test_it_passes_the_size_limit_to_the_log_read_and_leaves_a_longer_log_unread() -> None:
-    small, big = "aks-small-vmss000000", "aks-big-vmss000001"
-    logs = {
-        small: framed(OWNED).replace(NODE, small).encode(),
-        big: framed(OWNED + "# padding\n" * 100).replace(NODE, big).encode(),
-    }
-    limit = len(logs[small]) + 10
-
-    outcome, core = scan_logs(logs, max_dump_bytes=limit)
-
-    assert [c["limit_bytes"] for c in core.log_calls] == [limit + 1, limit + 1]
-    assert outcome.status == "incomplete"
-    assert outcome.nodes_read == [small]
-    assert f"over the limit of {limit:,} bytes" in outcome.unread[big]
-    assert big in outcome.message
