@@ -80,6 +80,7 @@ def truth(sim: Simulator, state: ClusterState) -> dict[str, Any]:
         "unschedulable": sorted(state.unschedulable),
         "apiDown": state.api_down,
         "denyPrivileged": state.deny_privileged,
+        "denyAccess": state.deny_access,
         "operation": None
         if op is None
         else {
@@ -117,6 +118,7 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
         "unschedulable",
         "apiDown",
         "denyPrivileged",
+        "denyAccess",
         "warnings",
         "powerState",
         "nodeDisruptionPolicy",
@@ -185,6 +187,8 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
         state.api_down = bool(change["apiDown"])
     if "denyPrivileged" in change:
         state.deny_privileged = bool(change["denyPrivileged"])
+    if "denyAccess" in change:
+        state.deny_access = bool(change["denyAccess"])
     if change.get("delete"):
         state.deleted = True
     if changed_etag:

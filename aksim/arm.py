@@ -430,7 +430,22 @@ class Arm:
                 f"under resource group '{params['rg']}' was not found. For more details please "
                 "go to https://aka.ms/ARMResourceNotFoundFix",
             )
+        if state.deny_access:
+            return self.forbidden(state, kind)
         return state
+
+    def forbidden(self, state: ClusterState, kind: str) -> Response:
+        """ARM's answer once the caller's role on the cluster is gone."""
+        action = "write" if kind == "writes" else "read"
+        scope = state.spec.arm_id
+        return error(
+            403,
+            "AuthorizationFailed",
+            "The client 'wavegate' with object id '00000000-0000-0000-0000-000000000000' does "
+            f"not have authorization to perform action 'Microsoft.ContainerService/"
+            f"managedClusters/{action}' over scope '{scope}' or the scope is invalid. If access "
+            "was recently granted, please refresh your credentials.",
+        )
 
     def get_cluster(self, request: Request) -> Response:
         found = self.find(request, "reads")
@@ -603,6 +618,8 @@ class Arm:
         if op is None:
             return error(404, "NotFound", f"Operation {request.path_params['op']} was not found.")
         state = self.sim.clusters.get(op.cluster_key)
+        if state is not None and state.deny_access:
+            return self.forbidden(state, "reads")
         if state is not None:
             self.sim.settle(state)
         return op

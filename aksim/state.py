@@ -121,6 +121,8 @@ class ClusterState:
     unschedulable: set[str] = field(default_factory=set)  # fault: pods never schedule here
     # fault: an admission policy (Azure Policy / Gatekeeper) denies privileged pods
     deny_privileged: bool = False
+    # fault: Wavegate's role on the cluster was removed: ARM answers 403 AuthorizationFailed
+    deny_access: bool = False
     events: list[KubeEvent] = field(default_factory=list)
     # Kubernetes objects created through the API, keyed by (kind, namespace, name).
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)

@@ -396,6 +396,21 @@ CELERY_TASK_ROUTES = (
 # After Azure says a cluster's change succeeded, its nodes must come back Ready, labelled, with
 # ready Cilium agents within this long, else the cluster fails verification (named nodes).
 WAVEGATE_VERIFY_NODES_MINUTES = env.float("WAVEGATE_VERIFY_NODES_MINUTES", default=20.0)
+# How long a cluster may stay in each in-flight state before the engine fails it, with the last
+# error Azure gave: the work's own time and a generous margin. A transient error (throttling, an
+# outage, another operation running) is retried until then; one that cannot heal (the cluster
+# deleted, access removed, the request invalid) fails the cluster at once with Azure's code.
+# preflight: a fresh scan, twice over; ready + changing (one clock: a throttled PUT goes back to
+# ready without restarting it): AKS's own update of a large cluster; verifying: the nodes' time
+# to settle and a margin; rolling back: as changing.
+WAVEGATE_DEADLINE_PREFLIGHT_MINUTES = env.float(
+    "WAVEGATE_DEADLINE_PREFLIGHT_MINUTES", default=2 * WAVEGATE_SCAN_TIME_LIMIT_SECONDS / 60 + 30
+)
+WAVEGATE_DEADLINE_CHANGE_MINUTES = env.float("WAVEGATE_DEADLINE_CHANGE_MINUTES", default=240.0)
+WAVEGATE_DEADLINE_VERIFY_MINUTES = env.float(
+    "WAVEGATE_DEADLINE_VERIFY_MINUTES", default=WAVEGATE_VERIFY_NODES_MINUTES + 30
+)
+WAVEGATE_DEADLINE_ROLLBACK_MINUTES = env.float("WAVEGATE_DEADLINE_ROLLBACK_MINUTES", default=240.0)
 # While a wave soaks, each of its clusters' nodes and warning events are read this often.
 WAVEGATE_SOAK_CHECK_SECONDS = env.float("WAVEGATE_SOAK_CHECK_SECONDS", default=60.0)
 # A cluster's queued step this long overdue is taken as lost (its worker died holding it) and

@@ -79,9 +79,16 @@ CLUSTERS_QUERY = (
 
 # --- Wavegate's own errors ------------------------------------------------------------------
 class AzureError(Exception):
-    """Azure said no, or could not be reached. `str()` is a sentence for the operator."""
+    """Azure said no, or could not be reached. `str()` is a sentence for the operator, `code`
+    Azure's error code (or the kind of error when Azure sent none). `retryable`: the same call
+    may succeed later (throttling, an outage, another operation running); the others cannot heal
+    by waiting (the resource is gone, access was removed, the request is invalid)."""
 
     retryable = False
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code or type(self).__name__
 
 
 class Throttled(AzureError):
@@ -113,10 +120,6 @@ class NotAuthorised(AzureError):
 class Refused(AzureError):
     """AKS refused the request and said why (`code`, and its message as the text)."""
 
-    def __init__(self, message: str, code: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-
 
 def _text(value: Any) -> str:
     """An SDK value as plain text: its enums are str subclasses whose str() is 'Enum.MEMBER'."""
@@ -140,31 +143,48 @@ def translated(what: str) -> Iterator[None]:
     except ResourceModifiedError as exc:
         raise PreconditionFailed(
             f"{what}: the resource changed since Wavegate read it (ETag mismatch); read it "
-            "again and retry."
+            "again and retry.",
+            _error_code_and_message(exc)[0],
         ) from exc
     except ResourceNotFoundError as exc:
-        raise NotFound(f"{what}: not found in Azure ({_error_code_and_message(exc)[1]})") from exc
+        code, message = _error_code_and_message(exc)
+        raise NotFound(f"{what}: not found in Azure ({message})", code) from exc
     except ClientAuthenticationError as exc:
+        code, message = _error_code_and_message(exc)
+        if exc.status_code is None:
+            # No answer from ARM: the credential could not get a token (its authority
+            # unreachable or throttling); that may pass.
+            raise Unavailable(
+                f"{what}: Wavegate could not get a token for Azure ({exc.message}).",
+                "CredentialUnavailable",
+            ) from exc
         raise NotAuthorised(
-            f"{what}: Azure did not accept Wavegate's credential ({exc.message}). Check the "
-            "identity Wavegate runs as and its role assignments."
+            f"{what}: Azure did not accept Wavegate's credential ({message}). Check the "
+            "identity Wavegate runs as and its role assignments.",
+            code,
         ) from exc
     except HttpResponseError as exc:
         code, message = _error_code_and_message(exc)
         status = exc.status_code or 0
         if status == 429:
             raise Throttled(
-                f"{what}: Azure is throttling requests ({message}); retry later."
+                f"{what}: Azure is throttling requests ({message}); retry later.", code
             ) from exc
         if status == 409:
-            raise Conflict(f"{what}: {message}") from exc
+            raise Conflict(f"{what}: {message}", code) from exc
         if status == 412:
-            raise PreconditionFailed(f"{what}: {message}") from exc
+            raise PreconditionFailed(f"{what}: {message}", code) from exc
         if status in (401, 403):
-            raise NotAuthorised(f"{what}: Azure refused access ({message}).") from exc
-        if status >= 500:
-            raise Unavailable(f"{what}: Azure answered {status} ({message}); retry later.") from exc
-        raise Refused(f"{what}: {message}", code=code) from exc
+            raise NotAuthorised(
+                f"{what}: Azure refused access ({message}). Check the role assignments of the "
+                "identity Wavegate runs as.",
+                code,
+            ) from exc
+        if status >= 500 or status == 408:
+            raise Unavailable(
+                f"{what}: Azure answered {status} ({message}); retry later.", code
+            ) from exc
+        raise Refused(f"{what}: {message}", code) from exc
     except (ServiceRequestError, ServiceResponseError) as exc:
         raise Unavailable(f"{what}: could not reach Azure ({exc}).") from exc
 

@@ -26,6 +26,7 @@ from rollout.choices import (
     PLAN_PAUSABLE,
     ROLLBACK_FAILED,
     TARGET_CHANGING,
+    TARGET_MARKABLE,
     TARGET_NOT_CHANGED,
     TARGET_RETRYABLE,
     TARGET_ROLLBACKABLE,
@@ -545,14 +546,16 @@ def abort_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPl
 
 @transaction.atomic
 def retry_target(target: RolloutTarget, *, acting_user: Any) -> RolloutTarget:
-    """A failed or blocked cluster starts again from a fresh preflight. In a wave that already
-    soaks, the wave runs again for it, then soaks again from the start."""
+    """A failed or blocked cluster starts again from a fresh preflight. Its wave runs again for
+    it: a soaking wave soaks again from the start, and a done wave reopens (the waves after it
+    start no new cluster until it is done again)."""
     _manage(acting_user)
     plan = target.plan
     if plan.status not in PLAN_ACTIVE:
         raise ActionRefused(
             f"Plan {plan.name!r} is {plan.get_status_display().lower()} and has let its clusters "
-            "go: put this cluster in a new plan."
+            "go: roll this cluster back or mark it done here, or put it in a new plan to change "
+            "it again."
         )
     _locked(plan)  # the reconciler's lock first, then the target's: never the other way round
     target.refresh_from_db()
@@ -562,25 +565,27 @@ def retry_target(target: RolloutTarget, *, acting_user: Any) -> RolloutTarget:
             "again instead."
         )
     wave = Wave.objects.select_for_update().get(pk=target.wave_id)
-    if wave.status == WaveStatus.DONE:
-        raise ActionRefused(
-            f"Wave {wave.index} is done. Put this cluster in a new plan once plan "
-            f"{plan.name!r} has ended (it holds the cluster until then)."
-        )
     if not move_target(
         target,
         TARGET_RETRYABLE,
         TargetStatus.PENDING,
         acting_user=acting_user,
-        details={"last_error": target.error_message},
+        details={"last_error": target.error_message, "last_error_code": target.error_code},
         finished_at=None,
         continuation_token="",
         next_step_at=None,
     ):
         raise ActionRefused("Only a failed or blocked cluster can be retried.")
-    if wave.status == WaveStatus.SOAKING:
-        move_wave(wave, WaveStatus.RUNNING, event=RolloutEvent.WAVE_REOPENED,
-                  acting_user=acting_user, soak_until=None)  # fmt: skip
+    if wave.status in (WaveStatus.SOAKING, WaveStatus.DONE):
+        move_wave(
+            wave,
+            WaveStatus.RUNNING,
+            event=RolloutEvent.WAVE_REOPENED,
+            acting_user=acting_user,
+            details={"was": wave.status, "cluster": target.cluster.name},
+            soak_until=None,
+            finished_at=None,
+        )
     elif wave.status == WaveStatus.PAUSED and wave.paused_from == WaveStatus.SOAKING:
         wave.paused_from, wave.soak_until = WaveStatus.RUNNING, None
         wave.save(update_fields=["paused_from", "soak_until"])
@@ -590,21 +595,56 @@ def retry_target(target: RolloutTarget, *, acting_user: Any) -> RolloutTarget:
 
 @transaction.atomic
 def skip_target(target: RolloutTarget, *, acting_user: Any, reason: str) -> RolloutTarget:
-    """Leave a cluster out of its plan (never one being changed)."""
+    """Leave a cluster out of its plan (never one being changed). What it failed with, if it
+    failed, stays on it beside the reason."""
     _manage(acting_user)
     if not (reason or "").strip():
         raise ActionRefused("Say why the cluster is skipped.")
     _locked(target.plan)
+    target.refresh_from_db()
+    said = f"Skipped by {acting_user.get_username()}: {reason.strip()}"
+    if target.error_message:
+        said += f" (it had stopped with: {target.error_message})"
     if not move_target(
         target,
         TARGET_SKIPPABLE,
         TargetStatus.SKIPPED,
         acting_user=acting_user,
-        details={"reason": reason.strip()},
-        error_message=f"Skipped by {acting_user.get_username()}: {reason.strip()}",
+        details={"reason": reason.strip(), "last_error": target.error_message},
+        error_message=said,
     ):
         raise ActionRefused("This cluster is being changed or has finished: it cannot be skipped.")
     ClusterClaim.objects.filter(plan_id=target.plan_id, cluster_id=target.cluster_id).delete()
+    return target
+
+
+@transaction.atomic
+def mark_target_done(target: RolloutTarget, *, acting_user: Any, reason: str) -> RolloutTarget:
+    """A failed cluster that an operator checked by hand and found where the plan wanted it
+    (after a failed roll back: at None) is marked done, saying what was checked; what it failed
+    with stays on it."""
+    _manage(acting_user)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ActionRefused(
+            "Say what you checked by hand: it goes on the cluster and in the audit log."
+        )
+    _locked(target.plan)
+    target.refresh_from_db()
+    rolled_back = target.error_code.startswith(ROLLBACK_FAILED)
+    done = "rolled back" if rolled_back else "done"
+    if not move_target(
+        target,
+        TARGET_MARKABLE,
+        TargetStatus.ROLLED_BACK if rolled_back else TargetStatus.ENABLED,
+        event=RolloutEvent.TARGET_MARKED_DONE,
+        acting_user=acting_user,
+        details={"reason": reason, "last_error": target.error_message},
+        error_message=f"Marked {done} by {acting_user.get_username()} after a check by hand: "
+        f"{reason} (it had failed with: {target.error_message or target.error_code})",
+    ):
+        raise ActionRefused("Only a failed cluster can be marked done by hand.")
+    reconcile_soon()
     return target
 
 

@@ -95,7 +95,7 @@ WAVE_MOVES: Mapping[str, frozenset[str]] = {
     W.RUNNING: frozenset({W.SOAKING, W.PAUSED, W.ABORTED}),
     W.SOAKING: frozenset({W.DONE, W.PAUSED, W.ABORTED, W.RUNNING}),  # RUNNING: a retry
     W.PAUSED: frozenset({W.APPROVED, W.RUNNING, W.SOAKING, W.ABORTED}),
-    W.DONE: frozenset(),
+    W.DONE: frozenset({W.RUNNING}),  # reopened: an operator retried one of its clusters
     W.REJECTED: frozenset(),
     W.ABORTED: frozenset(),
 }
@@ -103,7 +103,8 @@ WAVE_MOVES: Mapping[str, frozenset[str]] = {
 TARGET_MOVES: Mapping[str, frozenset[str]] = {
     T.PENDING: frozenset({T.PREFLIGHT, T.SKIPPED}),
     T.PREFLIGHT: frozenset({T.READY, T.BLOCKED, T.FAILED, T.SKIPPED}),
-    T.READY: frozenset({T.WAITING_FOR_WINDOW, T.ENABLING, T.SKIPPED}),
+    # FAILED: past its deadline (Azure kept refusing the PUT for a passing reason).
+    T.READY: frozenset({T.WAITING_FOR_WINDOW, T.ENABLING, T.SKIPPED, T.FAILED}),
     # READY: its window opened and the plan has a free slot.
     T.WAITING_FOR_WINDOW: frozenset({T.READY, T.ENABLING, T.SKIPPED}),
     # READY: Azure throttled the PUT, or a PUT that never landed may be sent again.
@@ -111,7 +112,8 @@ TARGET_MOVES: Mapping[str, frozenset[str]] = {
     T.VERIFYING: frozenset({T.ENABLED, T.FAILED}),
     T.ENABLED: frozenset({T.ROLLING_BACK}),
     T.BLOCKED: frozenset({T.PENDING, T.SKIPPED}),  # retried once the rules are gone
-    T.FAILED: frozenset({T.PENDING, T.SKIPPED, T.ROLLING_BACK}),
+    # ENABLED / ROLLED_BACK: an operator checked it by hand and marked it done, with a reason.
+    T.FAILED: frozenset({T.PENDING, T.SKIPPED, T.ROLLING_BACK, T.ENABLED, T.ROLLED_BACK}),
     T.SKIPPED: frozenset(),
     T.ROLLING_BACK: frozenset({T.ROLLED_BACK, T.FAILED}),
     T.ROLLED_BACK: frozenset(),
@@ -142,7 +144,9 @@ def _reachable(
 
 # --- named sets, derived from the tables -------------------------------------------------------
 PLAN_FINAL = frozenset(s for s, moves in PLAN_MOVES.items() if not moves)
-WAVE_FINAL = frozenset(s for s, moves in WAVE_MOVES.items() if not moves)
+# Waves that have ended: the reconciler moves on past them. A done wave is reopened only by an
+# operator's retry of one of its clusters.
+WAVE_FINAL = frozenset(s for s, moves in WAVE_MOVES.items() if not moves) | {W.DONE}
 TARGET_FINAL = frozenset(s for s, moves in TARGET_MOVES.items() if not moves)
 # The plan holds its clusters (an exclusive claim) while it is not finished.
 PLAN_ACTIVE = frozenset(set(PLAN_MOVES) - PLAN_FINAL)
@@ -163,6 +167,8 @@ TARGET_SETTLED = frozenset({T.ENABLED, T.BLOCKED, T.FAILED, T.SKIPPED, T.ROLLED_
 TARGET_RETRYABLE = sources_of(TARGET_MOVES, T.PENDING)
 TARGET_SKIPPABLE = sources_of(TARGET_MOVES, T.SKIPPED)
 TARGET_ROLLBACKABLE = sources_of(TARGET_MOVES, T.ROLLING_BACK)
+# Failed clusters an operator may mark done after checking them by hand.
+TARGET_MARKABLE = sources_of(TARGET_MOVES, T.ROLLED_BACK) - {T.ROLLING_BACK}
 # Between its start and settling within the plan's goal: it holds a slot of the plan's
 # concurrency (but while it waits for its maintenance window, see TARGET_TAKING_SLOTS).
 TARGET_IN_FLIGHT = _reachable(TARGET_MOVES, T.PREFLIGHT, TARGET_SETTLED)
@@ -219,6 +225,7 @@ class RolloutEvent(models.TextChoices):
     TARGET_DONE = "rollout.target_done", "Cluster done"
     TARGET_FAILED = "rollout.target_failed", "Cluster failed"
     TARGET_RETRIED = "rollout.target_retried", "Cluster retried"
+    TARGET_MARKED_DONE = "rollout.target_marked_done", "Cluster marked done after a check by hand"
     TARGET_SKIPPED = "rollout.target_skipped", "Cluster skipped"
     EMERGENCY_ROLLBACK = "rollout.emergency_rollback", "Cluster roll back started"
     TARGET_ROLLBACK_SENT = "rollout.target_rollback_sent", "Cluster roll back sent to Azure"

@@ -47,13 +47,14 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from fleet.azure import Azure, AzureError, Refused, Throttled, Unavailable, gateway
+from fleet.azure import Azure, AzureError, NotAuthorised, NotFound, Throttled, Unavailable, gateway
 from fleet.choices import ScanStatus
 from fleet.maintenance import UnreadableWindow, describe, window_open
 from fleet.nodecheck import NodeCheck, check_nodes
 from preflight.scans import scan_for_rollout
 from rollout.choices import (
     ROLLBACK_FAILED,
+    TARGET_MOVES,
     TARGET_TAKING_SLOTS,
     TARGET_UNSETTLED,
     Goal,
@@ -61,6 +62,7 @@ from rollout.choices import (
     RolloutEvent,
     TargetStatus,
     WaveStatus,
+    can_move,
 )
 from rollout.models import RolloutPlan, RolloutTarget
 from rollout.transitions import move_target, pause_plan, record_target
@@ -141,10 +143,13 @@ def advance(target_id: int, azure: Azure | None = None, *, go_on: bool = True) -
             before = target.status
             first = first or before
             step = _STEPS.get(before)
-            if step is None:
+            if step is None or _past_deadline(target):
                 break
             try:
                 wait = step(target, azure)
+            except AzureError as exc:  # what a step did not handle itself
+                _azure_said(target, exc)
+                break
             except Exception as exc:  # a bug must not leave the target half-moved unsaid
                 log.exception("advancing target %s failed", target.pk)
                 RolloutTarget.objects.filter(pk=target.pk).update(
@@ -178,6 +183,81 @@ def busy_targets() -> set[int]:
     with connection.cursor() as cursor:
         cursor.execute(_LOCKED_TARGETS, [_TARGET_LOCKS])
         return {row[0] for row in cursor.fetchall()}
+
+
+# The setting (minutes) that bounds each in-flight state. Ready and changing share one clock:
+# a throttled or lost PUT returns to ready without restarting it.
+_DEADLINES: dict[str, str] = {
+    T.PREFLIGHT: "WAVEGATE_DEADLINE_PREFLIGHT_MINUTES",
+    T.READY: "WAVEGATE_DEADLINE_CHANGE_MINUTES",
+    T.ENABLING: "WAVEGATE_DEADLINE_CHANGE_MINUTES",
+    T.VERIFYING: "WAVEGATE_DEADLINE_VERIFY_MINUTES",
+    T.ROLLING_BACK: "WAVEGATE_DEADLINE_ROLLBACK_MINUTES",
+}
+
+
+def deadline_of(target: RolloutTarget) -> datetime.datetime | None:
+    """When the engine stops waiting for the target in its present state (None: no deadline,
+    because it is settled, pending, or waits for its maintenance window)."""
+    name = _DEADLINES.get(target.status)
+    since = target.status_since or target.updated_at
+    if name is None or since is None:
+        return None
+    return since + datetime.timedelta(minutes=getattr(settings, name))
+
+
+def _fail(target: RolloutTarget, code: str, message: str) -> None:
+    """Fail the target where it is, saying why. A failed roll back is marked as such, so that a
+    retry rolls it back again rather than set the plan's goal."""
+    if target.status == T.ROLLING_BACK:
+        code = code if code.startswith(ROLLBACK_FAILED) else f"{ROLLBACK_FAILED}{code}"
+        message = message if message.startswith("Rolling back") else f"Rolling back: {message}"
+    if can_move(TARGET_MOVES, target.status, T.FAILED):
+        move_target(target, target.status, T.FAILED, error_code=code, error_message=message)
+    else:  # a done cluster being watched in soak: the finding stays on it
+        RolloutTarget.objects.filter(pk=target.pk, status=target.status).update(
+            error_code=code, error_message=message
+        )
+
+
+def _past_deadline(target: RolloutTarget) -> bool:
+    """Fail the target if it has been in its in-flight state past its deadline: whatever it
+    waits for (an operation, a scan, nodes, a throttled Azure) is not coming. True if failed."""
+    due = deadline_of(target)
+    if due is None or timezone.now() < due:
+        return False
+    name = _DEADLINES[target.status]
+    last = f" The last error: {target.error_message}" if target.error_message else ""
+    _fail(
+        target,
+        target.error_code or "DeadlineExceeded",
+        f"Still {T(target.status).label.lower()} after {getattr(settings, name):g} minutes "
+        f"(the deadline {name}): Wavegate stopped waiting.{last} Look at the cluster in Azure, "
+        "then retry it, roll it back, or mark it done once you have checked it by hand.",
+    )
+    return True
+
+
+# What an error that waiting cannot heal means for the operator, by its kind.
+_WHAT_TO_DO: dict[type[AzureError], str] = {
+    NotFound: "The cluster (or its operation) is gone from Azure: skip it, or mark it done if "
+    "that was intended.",
+    NotAuthorised: "Restore the role of the identity Wavegate runs as on this cluster, then "
+    "retry it.",
+}
+
+
+def _azure_said(target: RolloutTarget, exc: AzureError) -> None:
+    """An Azure error a step did not handle itself. One that cannot heal by waiting fails the
+    target at once with Azure's code and message; a passing one is kept as the target's last
+    error, and the next step tries again (until the state's deadline)."""
+    if exc.retryable:
+        RolloutTarget.objects.filter(pk=target.pk, status=target.status).update(
+            error_code=exc.code, error_message=str(exc)
+        )
+        return
+    hint = _WHAT_TO_DO.get(type(exc), "Azure refused the request: fix what it says, then retry.")
+    _fail(target, exc.code, f"{exc} {hint}")
 
 
 def _where(target: RolloutTarget) -> tuple[str, str, str]:
@@ -255,6 +335,7 @@ def _enable(target: RolloutTarget, azure: Azure) -> None:
     if not move_target(
         target, T.READY, T.ENABLING, attempts=F("attempts") + 1, request_id=rid,
         continuation_token="", error_code="", error_message="",
+        status_since=target.status_since,  # ready and changing share one deadline
     ):  # fmt: skip
         return
     try:
@@ -264,17 +345,19 @@ def _enable(target: RolloutTarget, azure: Azure) -> None:
         )
     except Throttled as exc:
         # Azure answered 429: the PUT was not taken. Back to ready; the next step retries.
-        move_target(target, T.ENABLING, T.READY, error_code="Throttled", error_message=str(exc))
+        move_target(
+            target, T.ENABLING, T.READY, error_code=exc.code, error_message=str(exc),
+            status_since=target.status_since,
+        )  # fmt: skip
         return
     except Unavailable as exc:
         # The PUT may or may not have landed: leave it tokenless; _follow reads the cluster.
         RolloutTarget.objects.filter(pk=target.pk).update(
-            error_code="Unavailable", error_message=str(exc)
+            error_code=exc.code, error_message=str(exc)
         )
         return
     except AzureError as exc:
-        code = exc.code if isinstance(exc, Refused) else type(exc).__name__
-        move_target(target, T.ENABLING, T.FAILED, error_code=code, error_message=str(exc))
+        move_target(target, T.ENABLING, T.FAILED, error_code=exc.code, error_message=str(exc))
         return
     with transaction.atomic():
         kept = RolloutTarget.objects.filter(pk=target.pk, status=T.ENABLING).update(
@@ -296,8 +379,8 @@ def _follow(target: RolloutTarget, azure: Azure) -> float | None:
             "Succeeded"
         ):
             move_target(target, T.ENABLING, T.VERIFYING, verifying_since=timezone.now())
-        else:  # nothing landed: the attempt may be sent again
-            move_target(target, T.ENABLING, T.READY)
+        else:  # nothing landed: the attempt may be sent again, on the same deadline
+            move_target(target, T.ENABLING, T.READY, status_since=target.status_since)
         return None
     read = azure.operation_status(*_where(target), target.continuation_token)
     if read.running:
@@ -481,11 +564,11 @@ def _roll_back(target: RolloutTarget, azure: Azure) -> float | None:
         )
     except (Throttled, Unavailable) as exc:
         RolloutTarget.objects.filter(pk=target.pk).update(
-            error_code=type(exc).__name__, error_message=str(exc)
+            error_code=exc.code, error_message=str(exc)
         )
         return None
     except AzureError as exc:
-        code = exc.code if isinstance(exc, Refused) else type(exc).__name__
+        code = exc.code
         move_target(
             target,
             T.ROLLING_BACK,

@@ -124,6 +124,9 @@ class RolloutTarget(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     verifying_since = models.DateTimeField(null=True, blank=True)  # Azure said done; nodes next
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Since when it is in its status: an in-flight status has a deadline counted from here
+    # (rollout/engine.py `deadline_of`). Empty on rows older than the field: then updated_at.
+    status_since = models.DateTimeField(null=True, blank=True)
     # While its wave soaks: when its nodes were last read, what that found that the plan paused
     # for (keys "node/NotReady", "node/<warning reason>"), and what operators acknowledged by
     # resuming (not paused for again).

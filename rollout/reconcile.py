@@ -166,6 +166,13 @@ def reconcile_plan(plan_id: int, send: Send, *, wait: bool = False) -> int:
                 _complete(plan)
         else:
             _advance_wave(plan, wave, steps)
+            # A later wave's clusters still in flight when an operator's retry reopened this
+            # one: they finish (no new one starts until this wave is done again).
+            steps.extend(
+                plan.targets.filter(status__in=TARGET_IN_FLIGHT, wave__index__gt=wave.index)
+                .order_by("position")
+                .values_list("pk", flat=True)
+            )
     return dispatch(steps, send)
 
 

@@ -108,6 +108,7 @@ def move_target(
     sources = _sources(source)
     _check("target", TARGET_MOVES, sources, destination)
     now = timezone.now()
+    fields.setdefault("status_since", now)  # its in-flight deadline counts from here
     if destination in TARGET_SETTLED:
         fields.setdefault("finished_at", now)
     rows = RolloutTarget.objects.filter(pk=target.pk)
@@ -143,6 +144,7 @@ def move_targets(
     sources = _sources(source)
     _check("target", TARGET_MOVES, sources, destination)
     now = timezone.now()
+    fields.setdefault("status_since", now)  # its in-flight deadline counts from here
     if destination in TARGET_SETTLED:
         fields.setdefault("finished_at", now)
     with transaction.atomic():

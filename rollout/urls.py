@@ -26,4 +26,9 @@ urlpatterns = [
         views.target_roll_back,
         name="target_roll_back",
     ),
+    path(
+        "<int:pk>/targets/<int:target_id>/mark-done",
+        views.target_mark_done,
+        name="target_mark_done",
+    ),
 ]

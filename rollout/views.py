@@ -26,11 +26,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.access import requires
-from rollout import access, actions, banner, planning
+from rollout import access, actions, banner, engine, planning
 from rollout.choices import (
     PLAN_ACTIVE,
     PLAN_EDITABLE,
     PLAN_LIVE,
+    TARGET_MARKABLE,
     TARGET_RETRYABLE,
     TARGET_ROLLBACKABLE,
     TARGET_SKIPPABLE,
@@ -51,12 +52,14 @@ TARGET_ORDER = [s.value for s in TargetStatus]
 
 
 def target_actions(plan: RolloutPlan) -> dict[str, frozenset[str]]:
-    """The states in which a cluster of this plan offers retry, skip and roll back (the
-    actions refuse any other)."""
+    """The states in which a cluster of this plan offers retry, skip, roll back and mark done
+    (the actions refuse any other)."""
     return {
-        # A finished plan has let its clusters go: a retry would start nothing.
+        # A finished plan has let its clusters go: a retry would start nothing. In a plan
+        # still active, a retry in a done wave reopens it.
         "retryable": TARGET_RETRYABLE if plan.status in PLAN_ACTIVE else frozenset(),
         "skippable": TARGET_SKIPPABLE,
+        "markable": TARGET_MARKABLE,
         # A rollback plan's done clusters are at None already.
         "rollbackable": frozenset({TargetStatus.FAILED})
         if plan.goal == Goal.NONE
@@ -393,6 +396,8 @@ def _wave_panel(request: HttpRequest, pk: int, index: int) -> dict[str, Any]:
     page = KnownCountPaginator(rows, TARGETS_PER_PAGE, count=shown).get_page(
         request.GET.get("page")
     )
+    for row in page:  # when the engine stops waiting for each cluster in flight
+        setattr(row, "deadline", engine.deadline_of(row))  # noqa: B010
     approvals = list(wave.approvals.select_related("user").order_by("created_at"))
     counted = [
         a for a in approvals if a.decision == Decision.APPROVE and a.plan_hash == plan.content_hash
@@ -629,5 +634,19 @@ def target_roll_back(request: HttpRequest, pk: int, target_id: int) -> HttpRespo
     def do() -> str:
         actions.roll_back_target(target, acting_user=request.user, comment=_comment(request))
         return f"{target.cluster.name} rolling back to mode None."
+
+    return _act(request, pk, do)
+
+
+@require_POST
+@requires(access.can_manage_plans)
+def target_mark_done(request: HttpRequest, pk: int, target_id: int) -> HttpResponse:
+    target = _target(pk, target_id)
+
+    def do() -> str:
+        target_now = actions.mark_target_done(
+            target, acting_user=request.user, reason=_comment(request)
+        )
+        return f"{target.cluster.name} marked {target_now.get_status_display().lower()} by hand."
 
     return _act(request, pk, do)

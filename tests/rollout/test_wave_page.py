@@ -309,12 +309,13 @@ def test_the_wave_panel_is_as_cheap_as_the_page(client_as, plan, django_assert_m
     assert WaveStatus.PENDING.label in response.content.decode()
 
 
-def test_a_done_waves_failed_cluster_offers_no_retry(client_as, plan):
+def test_a_done_waves_failed_cluster_offers_retry_roll_back_and_mark_done(client_as, plan):
     target = first_target(plan)
     failed(target)
     Wave.objects.filter(pk=target.wave_id).update(status=WaveStatus.DONE)
 
     html = client_as("operator").get(wave_url(plan, 1)).content.decode()
 
-    assert "Retry</button>" not in html  # a done wave's clusters stay as they are in this plan
-    assert "Roll back</button>" in html  # rolling it back still is offered
+    assert "Retry</button>" in html  # a retry reopens the wave
+    assert "Roll back</button>" in html
+    assert "Mark done</button>" in html
