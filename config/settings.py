@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Refuses control characters in any parameter before a view runs (config/input_guard.py).
+    "config.input_guard.InputGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     # Answers a sign-in refused by the lock-out with accounts/locked_out.html.
@@ -379,6 +381,14 @@ WAVEGATE_SCAN_LEFTOVER_GRACE_SECONDS = env.int("WAVEGATE_SCAN_LEFTOVER_GRACE_SEC
 WAVEGATE_SCAN_LEFTOVER_LOOKBACK_HOURS = env.int("WAVEGATE_SCAN_LEFTOVER_LOOKBACK_HOURS", default=48)
 # One reaper run stops starting clusters after this long; the rest wait for the next run.
 WAVEGATE_SCAN_REAP_BUDGET_SECONDS = env.float("WAVEGATE_SCAN_REAP_BUDGET_SECONDS", default=240.0)
+# The most name lines (exact names and patterns) a plan's selection takes, and the longest one
+# (the preview cuts the plan on every keystroke: bench/preview_caps.py times it at these caps
+# over 10,000 clusters).
+WAVEGATE_PLAN_MAX_PATTERNS = env.int("WAVEGATE_PLAN_MAX_PATTERNS", default=1000)
+WAVEGATE_PLAN_MAX_PATTERN_LENGTH = env.int("WAVEGATE_PLAN_MAX_PATTERN_LENGTH", default=200)
+# Of those, the most that hold a wildcard: each glob is tried on every cluster, an exact name is
+# one look-up.
+WAVEGATE_PLAN_MAX_GLOBS = env.int("WAVEGATE_PLAN_MAX_GLOBS", default=50)
 # A rollout reuses a cluster's preflight scan younger than this, else scans it again first.
 WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES = env.int("WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES", default=60)
 # Clusters scanned at once by "Scan all eligible clusters".

@@ -316,7 +316,14 @@ def _decide(
     if not (comment or "").strip():
         raise ActionRefused("Say why in a comment: approvals and rejections are reviewed later.")
     plan = RolloutPlan.objects.select_for_update().get(pk=wave.plan_id)
-    wave = Wave.objects.select_for_update().get(pk=wave.pk)
+    now = Wave.objects.select_for_update().filter(pk=wave.pk).first()
+    if now is None:  # edited meanwhile: an edit cuts the plan's waves again
+        raise ActionRefused(
+            f"Plan {plan.name!r} was edited since you read it, and its waves were cut again "
+            f"(it is now {plan.get_status_display().lower()}). Nothing was decided: read it "
+            "again, then decide once it is submitted."
+        )
+    wave = now
     refusal = access.may_decide(acting_user, wave, plan)
     if refusal is not None:
         raise (PermissionDenied if refusal.forbidden else ActionRefused)(refusal.message)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from fleet.models import Cluster
 from rollout.choices import Goal
@@ -89,7 +90,30 @@ class PlanForm(forms.Form):
         return tags
 
     def clean_names(self) -> list[str]:
-        return [line.strip() for line in self.cleaned_data["names"].splitlines() if line.strip()]
+        names = [line.strip() for line in self.cleaned_data["names"].splitlines() if line.strip()]
+        most, longest = (
+            settings.WAVEGATE_PLAN_MAX_PATTERNS,
+            settings.WAVEGATE_PLAN_MAX_PATTERN_LENGTH,
+        )
+        if len(names) > most:
+            raise forms.ValidationError(
+                f"{len(names):,} name patterns: a plan takes at most {most:,}. Use shell-style "
+                "patterns (aks-prod-*) or tags to select many clusters at once."
+            )
+        globs = [name for name in names if any(ch in name for ch in "*?[")]
+        if len(globs) > settings.WAVEGATE_PLAN_MAX_GLOBS:
+            raise forms.ValidationError(
+                f"{len(globs):,} lines hold a wildcard (* ? [): a plan takes at most "
+                f"{settings.WAVEGATE_PLAN_MAX_GLOBS} (exact names, up to {most:,}, are not "
+                "limited so). Merge patterns (aks-prod-*), or select by tags."
+            )
+        for number, name in enumerate(names, 1):
+            if len(name) > longest:
+                raise forms.ValidationError(
+                    f"Pattern {number} is {len(name):,} characters long: at most {longest} "
+                    "(a cluster's name has at most 63)."
+                )
+        return names
 
     def selection(self) -> dict[str, Any]:
         """The plan's selection as RolloutPlan.selection stores it (call after is_valid)."""

@@ -11,9 +11,10 @@ Empty waves are dropped; the last entry must reach every cluster (``100%``).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 BPFVETH, NONE = "BpfVeth", "None"
@@ -64,13 +65,20 @@ class Selection:
             return False
         if any(c.tags.get(k) != v for k, v in self.tags.items()):
             return False
-        return not self.names or any(_name_matches(p, c.name) for p in self.names)
+        return not self.names or self._name_matcher(c.name)
 
+    @functools.cached_property
+    def _name_matcher(self) -> Callable[[str], bool]:
+        """Whether a name is one of `names` or matches one of its globs: exact names in a set,
+        the globs compiled once into one expression (not each pattern against each cluster)."""
+        exact = frozenset(p for p in self.names if not any(ch in p for ch in "*?["))
+        globs = [fnmatch.translate(p) for p in self.names if p not in exact]
+        combined = re.compile("|".join(f"(?:{g})" for g in globs)) if globs else None
 
-def _name_matches(pattern: str, name: str) -> bool:
-    if not any(ch in pattern for ch in "*?["):
-        return pattern == name
-    return fnmatch.fnmatchcase(name, pattern)
+        def matches(name: str) -> bool:
+            return name in exact or (combined is not None and combined.match(name) is not None)
+
+        return matches
 
 
 @dataclass(frozen=True)

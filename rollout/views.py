@@ -188,7 +188,12 @@ def plan_preview(request: HttpRequest) -> HttpResponse:
     names its plan, whose own clusters are then not counted as claimed."""
     form = PlanForm(request.POST)
     editing = request.POST.get("plan", "")
-    plan = RolloutPlan.objects.filter(pk=editing).first() if editing.isdigit() else None
+    # An id that is not a plan's (not a number, out of range) previews as a new plan.
+    plan = (
+        RolloutPlan.objects.filter(pk=int(editing)).first()
+        if editing.isascii() and editing.isdigit() and len(editing) <= 18
+        else None
+    )
     preview = _checked(form, preview_only=True, plan=plan)
     return render(request, "rollout/_preview.html", {"form": form, "preview": preview})
 

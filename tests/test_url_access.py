@@ -130,6 +130,11 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
         {"pk": existing_plan, "target_id": target_of_that_plan},
         OPERATORS,
     ),
+    "rollout:target_mark_done": (
+        "POST",
+        {"pk": existing_plan, "target_id": target_of_that_plan},
+        OPERATORS,
+    ),
     "audit:events": ("GET", {}, frozenset({"auditor", "admin"})),
     "audit:verify": ("GET", {}, frozenset({"auditor", "admin"})),
     "accounts:login": ("GET", {}, PUBLIC),

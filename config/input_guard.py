@@ -1,0 +1,57 @@
+"""Refuse a request whose form fields or query parameters hold control characters.
+
+A NUL or an escape sequence typed or pasted into a field is never what a person meant, and
+PostgreSQL cannot store a NUL in text: without this guard such a value reached a view and ended
+in a 500 after part of the work was done. Every GET and POST parameter (names and values) is
+checked before any view runs, so a refused request changes nothing; the person gets a page (or,
+for a live fragment, a message in place) naming the field and the character, and what to do.
+Tab, line feed and carriage return stay allowed: text areas hold lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.template.loader import render_to_string
+
+# C0 controls but tab, LF and CR; DEL; C1 controls; lone surrogates a decoder let through.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def first_control(params: QueryDict) -> tuple[str, str] | None:
+    """(field name, the character as U+XXXX) of the first control character, or None."""
+    for key, values in params.lists():
+        for text in (key, *values):
+            found = _CONTROL.search(text)
+            if found:
+                return key, f"U+{ord(found.group()):04X}"
+    return None
+
+
+class InputGuardMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith("/static/"):
+            found = first_control(request.GET)
+            if found is None and request.method == "POST":
+                found = first_control(request.POST)
+            if found is not None:
+                return self.refuse(request, *found)
+        return self.get_response(request)
+
+    def refuse(self, request: HttpRequest, field: str, char: str) -> HttpResponse:
+        field = _CONTROL.sub("?", field)[:100]
+        message = (
+            f"The field {field!r} holds a control character ({char}) that Wavegate does not "
+            "accept. Nothing was changed: remove the character (it often comes with pasted "
+            "text) and send it again."
+        )
+        live = request.headers.get("HX-Request") == "true"
+        template = "_bad_input.html" if live else "400.html"
+        body = render_to_string(template, {"message": message}, request=request)
+        # A live fragment is answered 200 so that htmx puts the message in place.
+        return HttpResponse(body, status=200 if live else 400)
