@@ -2,9 +2,10 @@
 
 A NUL or an escape sequence typed or pasted into a field is never what a person meant, and
 PostgreSQL cannot store a NUL in text: without this guard such a value reached a view and ended
-in a 500 after part of the work was done. Every GET and POST parameter (names and values) is
-checked before any view runs, so a refused request changes nothing; the person gets a page (or,
-for a live fragment, a message in place) naming the field and the character, and what to do.
+in a 500 after part of the work was done. Every parameter (names and values) is checked
+before any view runs. A form sent (POST) with one is refused, so it changes nothing: the person
+gets a page (or, for a live fragment, a message in place) naming the field and the character,
+and what to do. A page read (GET) goes on without that parameter and says it was ignored.
 Tab, line feed and carriage return stay allowed: text areas hold lines.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.template.loader import render_to_string
 
@@ -35,13 +37,30 @@ class InputGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith("/static/"):
-            found = first_control(request.GET)
-            if found is None and request.method == "POST":
-                found = first_control(request.POST)
+        if request.path.startswith("/static/"):
+            return self.get_response(request)
+        if request.method == "POST":
+            found = first_control(request.GET) or first_control(request.POST)
             if found is not None:
                 return self.refuse(request, *found)
+        elif first_control(request.GET) is not None:
+            self.drop_from_query(request)
         return self.get_response(request)
+
+    def drop_from_query(self, request: HttpRequest) -> None:
+        """A page read (GET changes nothing) goes on without the parameters that hold control
+        characters, and says which were ignored."""
+        kept = request.GET.copy()
+        while (found := first_control(kept)) is not None:
+            field, char = found
+            del kept[field]
+            messages.warning(
+                request,
+                f"The parameter {_CONTROL.sub('?', field)[:100]!r} held a control character "
+                f"({char}) and was ignored.",
+            )
+        kept._mutable = False
+        request.GET = kept  # type: ignore[assignment]  # a copy, read-only again
 
     def refuse(self, request: HttpRequest, field: str, char: str) -> HttpResponse:
         field = _CONTROL.sub("?", field)[:100]

@@ -79,6 +79,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # Refuses control characters in any parameter before a view runs (config/input_guard.py).
     "config.input_guard.InputGuardMiddleware",
+    # Says on the page when work queued after a commit could not reach the broker yet.
+    "config.outbox_notice.OutboxNoticeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     # Answers a sign-in refused by the lock-out with accounts/locked_out.html.
@@ -249,6 +251,16 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TIMEZONE = TIME_ZONE
+# Work sent after a commit goes through the outbox (fleet/outbox.py). Publishing to a broker that
+# is down is tried briefly, then left to beat, so that the page answers at once.
+WAVEGATE_OUTBOX_PUBLISH_RETRY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+# Work the broker never took for this long is given up (audited); a scan it was for fails.
+WAVEGATE_OUTBOX_GIVE_UP_MINUTES = env.float("WAVEGATE_OUTBOX_GIVE_UP_MINUTES", default=60.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -282,6 +294,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "rollout-tick": {
         "task": "rollout.tick",
         **_every(WAVEGATE_ENGINE_TICK_SECONDS),
+    },
+    # Work the broker refused after a commit is sent again (fleet/outbox.py).
+    "resend-outbox": {
+        "task": "fleet.resend_outbox",
+        **_every(env.float("WAVEGATE_OUTBOX_RESEND_SECONDS", default=60.0)),
     },
     # Scans whose worker died end as error, so their clusters can be scanned again.
     "expire-abandoned-scans": {

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import current_app
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 import audit
-from fleet import access
+from fleet import access, outbox
 from fleet.choices import FleetEvent, SyncStatus, SyncTrigger
 from fleet.models import SyncRun
 
@@ -28,5 +27,4 @@ def request_sync(*, acting_user: Any) -> None:
         raise ActionRefused("An inventory sync is already running; its result will show here.")
     audit.record(FleetEvent.SYNC_REQUESTED, acting_user=acting_user)
     # Sent by name (fleet/tasks.py): actions sit below the tasks that call them.
-    sync = current_app.signature("fleet.sync_inventory", args=(SyncTrigger.BUTTON, acting_user.pk))
-    transaction.on_commit(sync.delay)
+    outbox.enqueue("fleet.sync_inventory", SyncTrigger.BUTTON, acting_user.pk)

@@ -42,6 +42,7 @@ class FleetEvent(models.TextChoices):
     SYNC_STARTED = "inventory.sync_started", "Inventory sync started"
     SYNC_FINISHED = "inventory.sync_finished", "Inventory sync finished"
     SYNC_FAILED = "inventory.sync_failed", "Inventory sync failed"
+    WORK_NOT_SENT = "outbox.given_up", "Queued work never reached the workers"
     SUBSCRIPTION_DISCOVERED = "subscription.discovered", "Subscription discovered"
     SUBSCRIPTION_CHANGED = "subscription.changed", "Subscription changed"
     SUBSCRIPTION_REMOVED = "subscription.removed", "Subscription removed"

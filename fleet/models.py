@@ -320,3 +320,24 @@ class AcceptedOwner(models.Model):
             and self.retired_at is None
             and self.retire_requested_at is not None
         )
+
+
+class OutboxMessage(models.Model):
+    """Work to do after a commit (a task by name and its arguments), written in the same
+    transaction as the change that wants it and sent to the broker once that commits
+    (fleet/outbox.py). A row not sent (the broker down) is sent again by beat."""
+
+    task = models.CharField(max_length=100)
+    args = JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    given_up_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.task}{tuple(self.args)}"

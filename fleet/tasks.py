@@ -8,6 +8,7 @@ from typing import Any
 from celery import shared_task
 from django.contrib.auth import get_user_model
 
+from fleet import outbox
 from fleet.choices import SyncTrigger
 from fleet.sync import SyncAlreadyRunning, run_sync
 
@@ -18,3 +19,9 @@ def sync_inventory(trigger: str = SyncTrigger.SCHEDULE, requested_by_id: int | N
     # A sync already running will have the same result: nothing to do twice.
     with contextlib.suppress(SyncAlreadyRunning):
         run_sync(trigger, requested_by=user)
+
+
+@shared_task(name="fleet.resend_outbox", ignore_result=True)
+def resend_outbox() -> tuple[int, int]:
+    """Send again what the broker refused after its commit; give up what waited too long."""
+    return outbox.resend()

@@ -7,13 +7,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from celery import Signature, current_app
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 import audit
+from fleet import outbox
 from fleet.choices import SCAN_OPEN
 from fleet.models import AcceptedOwner, Cluster, PreflightScan
 from preflight import access, iptables
@@ -22,11 +22,6 @@ from preflight.choices import PreflightEvent
 
 class ActionRefused(Exception):
     """The action cannot be done now; the message says why and what to do."""
-
-
-def _send(task: str, *args: Any) -> Signature[Any]:
-    """A task of preflight/tasks.py, by name: actions sit below the tasks that call them."""
-    return current_app.signature(task, args=args)
 
 
 @transaction.atomic
@@ -44,7 +39,7 @@ def request_scan(cluster: Cluster, *, acting_user: Any) -> PreflightScan:
     audit.record(
         PreflightEvent.SCAN_REQUESTED, acting_user=acting_user, obj=cluster, after={"scan": scan.pk}
     )
-    transaction.on_commit(_send("fleet.scan_cluster", scan.pk).delay)
+    outbox.enqueue("fleet.scan_cluster", scan.pk)
     return scan
 
 
@@ -77,8 +72,8 @@ def request_fleet_scan(*, acting_user: Any) -> int:
         after={"clusters": len(clusters), "concurrency": settings.WAVEGATE_SCAN_CONCURRENCY},
     )
     chains = min(len(clusters), max(1, settings.WAVEGATE_SCAN_CONCURRENCY))
-    scan_next = _send("fleet.scan_next")
-    transaction.on_commit(lambda: [scan_next.delay() for _ in range(chains)])
+    for _ in range(chains):
+        outbox.enqueue("fleet.scan_next")
     return len(clusters)
 
 

@@ -242,3 +242,33 @@ def expire_abandoned() -> int:
         if finish(scan, outcome).status == ScanStatus.ERROR:
             expired += 1
     return expired
+
+
+def fail_never_started() -> int:
+    """Queued scans that no worker took (their message never reached the broker, or was lost
+    with it): once no scan at all has started for WAVEGATE_OUTBOX_GIVE_UP_MINUTES, those queued
+    before then end as error with the reason, so that nothing stays queued for ever and the
+    cluster can be scanned again. The cluster keeps its last verdict. Returns how many."""
+    now = timezone.now()
+    cutoff = now - datetime.timedelta(minutes=settings.WAVEGATE_OUTBOX_GIVE_UP_MINUTES)
+    if PreflightScan.objects.filter(started_at__gte=cutoff).exists():
+        return 0  # the workers are taking scans: the queue is long, not lost
+    message = (
+        f"Never started: no worker took it within {settings.WAVEGATE_OUTBOX_GIVE_UP_MINUTES:g} "
+        "minutes (the broker or the workers could not be reached). Scan again."
+    )
+    failed = 0
+    stale = PreflightScan.objects.filter(status=ScanStatus.QUEUED, queued_at__lt=cutoff)
+    for scan in stale.select_related("cluster", "requested_by"):
+        with transaction.atomic():
+            if PreflightScan.objects.filter(pk=scan.pk, status=ScanStatus.QUEUED).update(
+                status=ScanStatus.ERROR, finished_at=now, message=message
+            ):
+                audit.record(
+                    PreflightEvent.SCAN_FINISHED,
+                    acting_user=scan.requested_by,
+                    obj=scan.cluster,
+                    after={"scan": scan.pk, "status": ScanStatus.ERROR, "message": message},
+                )
+                failed += 1
+    return failed

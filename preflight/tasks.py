@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from preflight.reaper import reap
-from preflight.scans import expire_abandoned, next_queued, run_scan
+from preflight.scans import expire_abandoned, fail_never_started, next_queued, run_scan
 
 # A scan is warned at its time limit and killed a minute later (the time to record its end).
 _SOFT_LIMIT = settings.WAVEGATE_SCAN_TIME_LIMIT_SECONDS
@@ -50,7 +50,8 @@ def scan_next() -> None:
 
 @shared_task(name="fleet.expire_abandoned_scans", ignore_result=True)
 def expire_abandoned_scans() -> int:
-    return expire_abandoned()
+    """Scans whose worker died, and queued scans no worker ever took, end as error."""
+    return expire_abandoned() + fail_never_started()
 
 
 # A run stops starting clusters at its budget; the one under way may take its API calls' time.

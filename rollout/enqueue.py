@@ -13,6 +13,8 @@ from typing import Any
 from celery import current_app
 from django.db import transaction
 
+from fleet import outbox
+
 log = logging.getLogger(__name__)
 
 TICK = "rollout.tick"
@@ -40,4 +42,6 @@ def reconcile_soon() -> None:
 
 
 def send_webhook_on_commit(payload: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: send(SEND_WEBHOOK, payload))
+    """Through the outbox: written with the caller's change, sent once it commits, sent again
+    by beat while the broker is down."""
+    outbox.enqueue(SEND_WEBHOOK, payload)
