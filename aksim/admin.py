@@ -8,13 +8,22 @@ import uuid
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse as _StarletteJSON
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aksim import aks
-from aksim.fleetfile import USER_RULE_KINDS, WARNING_REASONS
+from aksim.fleetfile import RULE_KINDS, WARNING_REASONS
 from aksim.iptables import render_node
 from aksim.state import ClusterState, PutRecord, Simulator
+
+
+class JSONResponse(_StarletteJSON):
+    """JSON in ASCII: a rule's comment may hold a byte that is no UTF-8 (carried as a surrogate),
+    which stays an escape (\\udcff) instead of failing the answer."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def _bad(message: str, status: int = 400) -> JSONResponse:
@@ -141,10 +150,10 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
         for name, kinds in change["userRules"].items():
             if name not in node_names:
                 raise ValueError(f"userRules: no node {name!r} in {spec.key}")
-            bad = set(kinds) - set(USER_RULE_KINDS)
+            bad = set(kinds) - set(RULE_KINDS)
             if bad:
                 raise ValueError(
-                    f"userRules: unknown kind(s) {sorted(bad)}; known: {list(USER_RULE_KINDS)}"
+                    f"userRules: unknown kind(s) {sorted(bad)}; known: {list(RULE_KINDS)}"
                 )
     if "warnings" in change:
         for name, reasons in change["warnings"].items():

@@ -27,6 +27,13 @@ USER_RULE_KINDS = (
     "azure-npm",
 )
 
+# Kinds the generator never draws, put on a node only by a fleet file or an admin change, for
+# the edge cases a scan must get right: a user rule whose comment holds a byte that is not UTF-8
+# and a control character (iptables-save prints comment bytes as they are), and a block list of
+# 10,000 DROP rules (about 750 kB of dump).
+EDGE_RULE_KINDS = ("odd-comment", "blocklist")
+RULE_KINDS = USER_RULE_KINDS + EDGE_RULE_KINDS
+
 # Kubernetes warning events a node reports after BpfVeth is on, when the file says so.
 WARNING_REASONS = ("BlockedIPTablesRule", "UnexpectedIPTablesRules")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aksim.fleetfile import USER_RULE_KINDS, Cluster, Node
+from aksim.fleetfile import RULE_KINDS, Cluster, Node
 from aksim.iptables.dump import NodeDump, Ruleset, UserRule
 from aksim.iptables.facts import node_facts, random_stream
 from aksim.iptables.platform_rules import platform_rules
@@ -15,7 +15,7 @@ from aksim.iptables.user_rules import RULES_BY_KIND, Writer
 def _kinds(kinds: Sequence[str]) -> list[str]:
     unknown = [k for k in kinds if k not in RULES_BY_KIND]
     if unknown:
-        raise ValueError(f"unknown user rule kinds {unknown}; known: {list(USER_RULE_KINDS)}")
+        raise ValueError(f"unknown user rule kinds {unknown}; known: {list(RULE_KINDS)}")
     return list(dict.fromkeys(kinds))
 
 

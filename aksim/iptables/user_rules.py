@@ -9,7 +9,7 @@ import ipaddress
 import random
 from collections.abc import Callable, Sequence
 
-from aksim.fleetfile import USER_RULE_KINDS
+from aksim.fleetfile import RULE_KINDS
 from aksim.iptables.dump import Ruleset, UserRule, comment, quote
 from aksim.iptables.facts import NodeFacts
 from aksim.iptables.kube_proxy import pod_ip
@@ -391,6 +391,25 @@ def _azure_npm(w: Writer, rng: random.Random, facts: NodeFacts) -> None:
     )
 
 
+# The byte 0xff is no UTF-8: the dump carries it as is. In the str the dump is built from, it is
+# the surrogate U+DCFF (surrogateescape), written back to 0xff when the log is served.
+ODD_COMMENT = "held by ops \udcff\x01 ticket 4711"
+
+
+def _odd_comment(w: Writer, rng: random.Random, facts: NodeFacts) -> None:
+    """One rule whose comment holds a byte that is not UTF-8 and a control character."""
+    w.append("filter", "INPUT", f"-s {_doc_ip(rng)}/32 {comment(ODD_COMMENT)} -j DROP")
+
+
+def _blocklist(w: Writer, rng: random.Random, facts: NodeFacts) -> None:
+    """A large block list: 10,000 DROP rules from shared address space (RFC 6598)."""
+    w.chain("filter", "BLOCKLIST")
+    w.insert("filter", "INPUT", "-j BLOCKLIST")
+    network = ipaddress.ip_network("100.64.0.0/10")
+    for index in sorted(rng.sample(range(network.num_addresses), 10_000)):
+        w.append("filter", "BLOCKLIST", f"-s {network[index]}/32 -j DROP")
+
+
 RULES_BY_KIND: dict[str, Callable[[Writer, random.Random, NodeFacts], None]] = {
     "calico": _calico,
     "docker": _docker,
@@ -399,6 +418,8 @@ RULES_BY_KIND: dict[str, Callable[[Writer, random.Random, NodeFacts], None]] = {
     "handwritten": _handwritten,
     "security-agent": _security_agent,
     "azure-npm": _azure_npm,
+    "odd-comment": _odd_comment,
+    "blocklist": _blocklist,
 }
-if set(RULES_BY_KIND) != set(USER_RULE_KINDS):  # a kind added to the fleet file needs rules here
-    raise RuntimeError("aksim.iptables does not render every fleetfile.USER_RULE_KINDS kind")
+if set(RULES_BY_KIND) != set(RULE_KINDS):  # a kind added to the fleet file needs rules here
+    raise RuntimeError("aksim.iptables does not render every fleetfile.RULE_KINDS kind")

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from aksim.fleetfile import Cluster, Node
 from aksim.iptables import render_node
@@ -91,20 +91,23 @@ def _log_container(call: Call, pod: DaemonPod) -> str:
     return container
 
 
-def _trim_log(text: str, query: Mapping[str, str], started: float) -> str:
+def _trim_log(text: str, query: Mapping[str, str], started: float) -> bytes:
+    """The log as the kubelet serves it: bytes as the container wrote them (a byte that is no
+    UTF-8 included: `text` carries it as a surrogate), cut to limitBytes exactly."""
+    data = text.encode("utf-8", "surrogateescape")
     if query.get("timestamps") in ("true", "1"):
         stamp = datetime.datetime.fromtimestamp(started, datetime.UTC).strftime(
             "%Y-%m-%dT%H:%M:%S.%fZ"
         )
-        text = "".join(f"{stamp} {line}" for line in text.splitlines(keepends=True))
+        data = b"".join(stamp.encode() + b" " + line for line in data.splitlines(keepends=True))
     tail = query.get("tailLines")
     if tail is not None and tail.lstrip("-").isdigit() and int(tail) >= 0:
-        lines = text.splitlines(keepends=True)
-        text = "".join(lines[len(lines) - int(tail) :]) if int(tail) else ""
+        lines = data.splitlines(keepends=True)
+        data = b"".join(lines[len(lines) - int(tail) :]) if int(tail) else b""
     limit = query.get("limitBytes")
     if limit is not None and limit.isdigit() and int(limit) > 0:
-        text = text.encode()[: int(limit)].decode(errors="ignore")
-    return text
+        data = data[: int(limit)]
+    return data
 
 
 def pod_log(call: Call) -> Response:
@@ -125,4 +128,4 @@ def pod_log(call: Call) -> Response:
             f'previous terminated container "{container}" in pod "{pod.name}" not found'
         )
     text = scan_output(call.state.spec, pod.node.node) if pod.scan else ""
-    return PlainTextResponse(_trim_log(text, call.query, pod.started))
+    return Response(_trim_log(text, call.query, pod.started), media_type="text/plain")

@@ -271,3 +271,35 @@ def operator(personas):
 @pytest.fixture
 def viewer(personas):
     return personas["viewer"]
+
+
+def test_a_rule_whose_comment_holds_a_byte_that_is_no_utf8_blocks_its_node(fleet, operator):
+    cluster = spec(fleet, "clean")
+    node = linux_nodes(cluster)[1]
+    fleet.admin("POST", f"clusters/{cluster.key}/change", {"userRules": {node: ["odd-comment"]}})
+
+    scan = scan_now(fleet, "clean", operator)
+
+    assert scan.status == ScanStatus.BLOCKED, scan.message
+    finding = scan.findings.get()
+    assert finding.node == node
+    assert finding.chain == "INPUT"
+    # Every byte survives, shown escaped: the 0xff and the control character.
+    assert "held by ops \\xff\\x01 ticket 4711" in finding.rule
+    assert finding.rule.endswith("-j DROP")
+
+
+def test_a_node_whose_log_is_over_the_size_limit_is_unread_and_the_scan_incomplete(
+    fleet, operator, settings
+):
+    cluster = spec(fleet, "clean")
+    node = linux_nodes(cluster)[0]
+    fleet.admin("POST", f"clusters/{cluster.key}/change", {"userRules": {node: ["blocklist"]}})
+    settings.WAVEGATE_SCAN_MAX_DUMP_BYTES = 300_000  # the block list alone is ~750 kB
+
+    scan = scan_now(fleet, "clean", operator)
+
+    assert scan.status == ScanStatus.INCOMPLETE, scan.message
+    assert [u["node"] for u in scan.unread_nodes] == [node]
+    assert "300000" in scan.unread_nodes[0]["reason"].replace(",", "")
+    assert not scan.findings.exists()  # nothing of a cut dump is judged
