@@ -4,7 +4,6 @@ changes to the simulated world, and reset. Documented in aksim/README.md; no aut
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -49,7 +48,7 @@ def truth(sim: Simulator, state: ClusterState) -> dict[str, Any]:
         spec,
         "BpfVeth",
         acns_enabled=spec.acns,
-        nodes_with_user_rules=len(sim.nodes_with_user_rules(state)),
+        nodes_with_user_rules=len(sim.monitor(state)),
     )
     nodes = {n.name: n for n in spec.nodes()}
     user_rules = []
@@ -83,6 +82,10 @@ def truth(sim: Simulator, state: ClusterState) -> dict[str, Any]:
         "private": spec.private,
         "entra": spec.entra,
         "bpfVethAccepted": refusal is None and spec.acceleration_mode != "BpfVeth",
+        # What azure-iptables-monitor saw at its last check (AKS refuses on this, not on the
+        # truth), and the mode ARM shows (the last PUT's, also while it runs or after it failed).
+        "monitorSeesUserRulesOn": sorted(state.monitor_seen),
+        "armAccelerationMode": state.desired_mode,
         "refusal": None if refusal is None else {"code": refusal.code, "message": refusal.message},
         "nodesWithUserRules": user_rules,
         "notReady": sorted(state.not_ready),
@@ -132,6 +135,9 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
         "powerState",
         "nodeDisruptionPolicy",
         "acns",
+        "ebpfLabel",
+        "failOperations",
+        "maintenance",
     }
     unknown = set(change) - known
     if unknown:
@@ -173,10 +179,17 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
         changed_etag = True
     if "nodeDisruptionPolicy" in change:
         spec.node_disruption_policy = str(change["nodeDisruptionPolicy"])
+    if "maintenance" in change:
+        # A sub-resource of the cluster: replacing its configurations leaves the ETag alone.
+        configs = change["maintenance"]
+        if not isinstance(configs, dict) or not all(isinstance(p, dict) for p in configs.values()):
+            raise ValueError("maintenance: give {configuration name: its ARM properties}")
+        spec.maintenance = {str(name): dict(props) for name, props in configs.items()}
     if "acns" in change:
         spec.acns = bool(change["acns"])
         changed_etag = True
     if "userRules" in change:
+        sim.monitor(state)  # its checks until now saw the rules as they were
         for name, kinds in change["userRules"].items():
             if kinds:
                 spec.user_rules[name] = sorted(kinds)
@@ -198,10 +211,14 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
         state.deny_privileged = bool(change["denyPrivileged"])
     if "denyAccess" in change:
         state.deny_access = bool(change["denyAccess"])
+    if "ebpfLabel" in change:
+        state.ebpf_label = bool(change["ebpfLabel"])
+    if "failOperations" in change:
+        state.fail_operations = int(change["failOperations"])
     if change.get("delete"):
         state.deleted = True
     if changed_etag:
-        state.etag = str(uuid.uuid4())
+        sim.touch(state)
 
 
 def routes(sim: Simulator) -> list[Route]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
 from aksim.fleetfile import Cluster
 
@@ -33,26 +34,75 @@ def _minor(version: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def _in_maintenance_window(cluster: Cluster, now: datetime.datetime) -> bool:
-    config = cluster.maintenance.get("aksManagedNodeOSUpgradeSchedule")
-    if not config:
-        return False
-    window = config["maintenanceWindow"]
-    sign = 1 if window["utcOffset"][0] == "+" else -1
-    hours, minutes = (int(x) for x in window["utcOffset"][1:].split(":"))
-    local = now + sign * datetime.timedelta(hours=hours, minutes=minutes)
-    weekly = window["schedule"].get("weekly")
-    if not weekly:
-        return False
-    start_hour, start_minute = (int(x) for x in window["startTime"].split(":"))
-    for days_back in (0, 1):  # a window may run past midnight
-        day = local - datetime.timedelta(days=days_back)
-        if day.strftime("%A") != weekly["dayOfWeek"]:
+def _opens_on(schedule: dict[str, Any], day: datetime.date, anchor: datetime.date) -> bool:
+    """Whether the schedule opens a window on this local day (intervals count from the
+    configuration's startDate)."""
+    if "weekly" in schedule:
+        weekly = schedule["weekly"]
+        weeks = (day - anchor).days // 7
+        return (
+            day.strftime("%A") == weekly["dayOfWeek"]
+            and weeks % int(weekly.get("intervalWeeks") or 1) == 0
+        )
+    if "daily" in schedule:
+        return (day - anchor).days % int(schedule["daily"].get("intervalDays") or 1) == 0
+    if "absoluteMonthly" in schedule:
+        monthly = schedule["absoluteMonthly"]
+        months = (day.year - anchor.year) * 12 + day.month - anchor.month
+        return (
+            day.day == int(monthly["dayOfMonth"])
+            and months % int(monthly.get("intervalMonths") or 1) == 0
+        )
+    return False  # a schedule aksim does not model never opens
+
+
+def _in_maintenance_window(window: dict[str, Any], now: datetime.datetime) -> bool:
+    """Whether `now` falls in the maintenance window (ARM's maintenanceWindow object)."""
+    offset = window.get("utcOffset") or "+00:00"
+    sign = 1 if offset[0] == "+" else -1
+    hours, minutes = (int(x) for x in offset[1:].split(":"))
+    local = (now + sign * datetime.timedelta(hours=hours, minutes=minutes)).replace(tzinfo=None)
+    start_hour, start_minute = (int(x) for x in window["startTime"].split(":")[:2])
+    duration = datetime.timedelta(hours=float(window["durationHours"]))
+    anchor = datetime.date.fromisoformat(str(window.get("startDate") or "2000-01-03")[:10])
+    for days_back in range(int(duration / datetime.timedelta(days=1)) + 2):
+        day = (local - datetime.timedelta(days=days_back)).date()
+        if day < anchor or not _opens_on(window["schedule"], day, anchor):
             continue
-        start = day.replace(hour=start_hour, minute=start_minute, second=0, microsecond=0)
-        if start <= local < start + datetime.timedelta(hours=window["durationHours"]):
-            return True
+        start = datetime.datetime.combine(day, datetime.time(start_hour, start_minute))
+        if start <= local < start + duration:
+            return not any(
+                str(span["start"])[:10] <= local.date().isoformat() <= str(span["end"])[:10]
+                for span in window.get("notAllowedDates") or []
+            )
     return False
+
+
+def disruption_refusal(cluster: Cluster, now: datetime.datetime) -> Refusal | None:
+    """The node disruption policy's answer to a change that reimages every node: `Block`
+    refuses; `AllowDuringMaintenanceWindow` refuses outside the aksManagedNodeOSUpgradeSchedule
+    window, and allows any time when that configuration does not exist."""
+    policy = cluster.node_disruption_policy
+    if policy == "Block":
+        return Refusal(
+            400,
+            "OperationBlockedByNodeDisruptionPolicy",
+            f"Changing the acceleration mode reimages every node, and the node disruption "
+            f"policy of managed cluster {cluster.name} is 'Block'. Set "
+            "nodeDisruptionProfile.nodeDisruptionPolicy to 'Allow' to permit it.",
+        )
+    config = cluster.maintenance.get("aksManagedNodeOSUpgradeSchedule")
+    if policy != "AllowDuringMaintenanceWindow" or not config:
+        return None
+    if _in_maintenance_window(config["maintenanceWindow"], now):
+        return None
+    return Refusal(
+        400,
+        "OperationOutsideNodeDisruptionWindow",
+        f"Changing the acceleration mode reimages every node, and the node disruption policy of "
+        f"managed cluster {cluster.name} is 'AllowDuringMaintenanceWindow': retry inside the "
+        "aksManagedNodeOSUpgradeSchedule maintenance window.",
+    )
 
 
 def mode_change_refusal(
@@ -124,19 +174,9 @@ def mode_change_refusal(
             "advancedNetworking.performance.accelerationMode = BpfVeth requires Advanced "
             "Container Networking Services (advancedNetworking.enabled = true).",
         )
-    policy = cluster.node_disruption_policy
-    moment = now or datetime.datetime.now(datetime.UTC)
-    if policy == "Block" or (
-        policy == "AllowDuringMaintenanceWindow" and not _in_maintenance_window(cluster, moment)
-    ):
-        return Refusal(
-            409,
-            "OperationNotAllowed",
-            f"Changing the acceleration mode reimages every node, and the node disruption "
-            f"policy of managed cluster {cluster.name} is '{policy}'"
-            + (" outside its maintenance window" if policy != "Block" else "")
-            + ". Retry inside the maintenance window or change the policy.",
-        )
+    disrupted = disruption_refusal(cluster, now or datetime.datetime.now(datetime.UTC))
+    if disrupted is not None:
+        return disrupted
     if nodes_with_user_rules:
         return Refusal(
             400,

@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aksim import aks, graph, kube, tls
-from aksim.state import ClusterState, Operation, PutRecord, Simulator
-from aksim.throttle import ARM_LIMITS, GRAPH_LIMIT
+from aksim import aks, graph, kube, operations, tls
+from aksim.state import ClusterState, PutRecord, Simulator
+from aksim.throttle import ARM_LIMITS, GRAPH_LIMIT, global_limit
 
 PROVIDER = "providers/Microsoft.ContainerService"
 CLUSTER_PATH = (
@@ -29,6 +29,9 @@ CLUSTER_PATH = (
 )
 GRAPH_DEFAULT_TOP = 1000
 GRAPH_MAX_TOP = 1000
+# An accepted PUT of an existing cluster: recorded `az aks update`s answer 200 with an
+# Azure-AsyncOperation header only (201 is what a PUT that creates the cluster answers).
+UPDATE_STATUS = 200
 
 
 _CHALLENGE = (
@@ -37,11 +40,24 @@ _CHALLENGE = (
 
 
 def error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    target: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+    additional_info: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
+    """ARM's error body: {"error": {code, message, target?, details?, additionalInfo?}}."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if target is not None:
+        body["target"] = target
+    if details is not None:
+        body["details"] = list(details)
+    if additional_info is not None:
+        body["additionalInfo"] = list(additional_info)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def _iso(moment: float) -> str:
@@ -61,8 +77,11 @@ class Arm:
         self.certificates = certificates
         self.base_url = base_url
         self.buckets = sim.buckets
+        self.operations = operations.Operations(self)
         self._json_cache: dict[str, tuple[str, dict[str, Any]]] = {}
         self._graph_cache: dict[tuple[str, tuple[str, ...]], tuple[int, list[dict[str, Any]]]] = {}
+        # Per cluster, the rows Resource Graph has or will have indexed: (visible from, ETag, row).
+        self._graph_history: dict[str, list[tuple[float, str, dict[str, Any]]]] = {}
 
     # --- plumbing --------------------------------------------------------------------------
     def guard(self, request: Request, kind: str, subscription: str | None) -> Response | None:
@@ -91,9 +110,26 @@ class Arm:
         if not self.sim.faults.throttling:
             return None
         principal = hashlib.sha256(header.encode()).hexdigest()[:16]
-        limit = ARM_LIMITS[kind]
-        verdict = self.buckets.take((subscription or "tenant", principal, kind), limit)
-        request.state.ratelimit = (kind, verdict.remaining)
+        scope = subscription or "tenant"
+        verdict = self.buckets.take((scope, principal, kind), ARM_LIMITS[kind])
+        overall = verdict
+        if verdict.allowed:  # ARM turns the request away before it counts subscription-wide
+            overall = self.buckets.take((scope, "*", kind), global_limit(kind))
+        request.state.ratelimit = (kind, verdict.remaining, overall.remaining)
+        if not overall.allowed:
+            self.sim.requests["throttled"] += 1
+            return error(
+                429,
+                "SubscriptionRequestsThrottled",
+                f"Number of '{kind[:-1]}' requests for subscription '{subscription}' exceeded "
+                f"the limit for all callers. Please try again after '{overall.retry_after}' "
+                "seconds after additional tokens are available. Refer to "
+                "https://aka.ms/arm-throttling for additional information.",
+                {
+                    "Retry-After": str(overall.retry_after),
+                    f"x-ms-ratelimit-remaining-subscription-global-{kind}": "0",
+                },
+            )
         if not verdict.allowed:
             self.sim.requests["throttled"] += 1
             return error(
@@ -112,16 +148,23 @@ class Arm:
 
     def reply(
         self, request: Request, body: Any, status: int = 200, headers: dict[str, str] | None = None
-    ) -> JSONResponse:
+    ) -> Response:
+        """A JSON answer (no body when `body` is None) with ARM's request and quota headers.
+        As recorded from ARM: every answer shows the subscription-wide count left; writes
+        also show the caller's own."""
         headers = dict(headers or {})
         ratelimit = getattr(request.state, "ratelimit", None)
         if ratelimit:
-            kind, remaining = ratelimit
-            headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(remaining)
+            kind, remaining, overall = ratelimit
+            headers[f"x-ms-ratelimit-remaining-subscription-global-{kind}"] = str(overall)
+            if kind != "reads":
+                headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(remaining)
         request_id = request.headers.get("x-ms-client-request-id")
         if request_id:
             headers["x-ms-client-request-id"] = request_id
         headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+        if body is None:
+            return Response(status_code=status, headers=headers)
         return JSONResponse(body, status_code=status, headers=headers)
 
     def next_link(self, request: Request, offset: int) -> str:
@@ -129,9 +172,7 @@ class Arm:
         query["$skiptoken"] = str(offset)
         return f"{self.base_url}{request.url.path}?{urlencode(query)}"
 
-    def page(
-        self, request: Request, items: list[Any], render: Callable[[Any], Any]
-    ) -> JSONResponse:
+    def page(self, request: Request, items: list[Any], render: Callable[[Any], Any]) -> Response:
         try:
             offset = int(request.query_params.get("$skiptoken", "0"))
         except ValueError:
@@ -162,8 +203,13 @@ class Arm:
 
     def pool_profile(self, state: ClusterState, pool: Any) -> dict[str, Any]:
         spec = state.spec
+        # A pool's own ETag (readOnly in the API): new whenever the cluster's is.
+        pool_etag = uuid.UUID(
+            bytes=hashlib.sha256(f"{state.etag}/{pool.name}".encode()).digest()[:16]
+        )
         return {
             "name": pool.name,
+            "eTag": str(pool_etag),
             "count": pool.count,
             "vmSize": pool.vm_size,
             "osDiskSizeGB": 128,
@@ -213,12 +259,13 @@ class Arm:
         if overlay:
             network["podCidr"] = "10.244.0.0/16"
             network["podCidrs"] = ["10.244.0.0/16"]
-        if spec.acns or spec.acceleration_mode != "None":
+        mode = state.desired_mode  # ARM shows the target mode from the PUT on
+        if spec.acns or mode != "None":
             network["advancedNetworking"] = {
                 "enabled": spec.acns,
                 "observability": {"enabled": spec.acns},
                 "security": {"enabled": spec.acns},
-                "performance": {"accelerationMode": spec.acceleration_mode},
+                "performance": {"accelerationMode": mode},
             }
         dns_prefix = f"{spec.name}-dns"
         host = f"{dns_prefix}-{_fqdn_hash(state)}"
@@ -389,15 +436,29 @@ class Arm:
     def _graph_rows(self, text: str, query: graph.Query, scope: list[str]) -> list[dict[str, Any]]:
         """The query's result, kept while nothing in scope changes: a client paging through
         10,000 rows asks the same query ten times."""
-        states = self._clusters_in(scope)
-        version = hash(tuple((s.spec.key, s.etag) for s in states))
+        seen = [self.graph_seen(s) for s in self._clusters_in(scope)]
+        version = hash(tuple((row["id"], etag) for etag, row in seen))
         key = (text, tuple(scope))
         cached = self._graph_cache.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
-        rows = graph.run(query, (self.graph_row(s) for s in states), scope)
+        rows = graph.run(query, (row for _, row in seen), scope)
         self._graph_cache = {key: (version, rows)}  # only the latest query is worth keeping
         return rows
+
+    def graph_seen(self, state: ClusterState) -> tuple[str, dict[str, Any]]:
+        """(ETag, row) of the cluster as Resource Graph shows it now: it indexes a change
+        `graphLagSeconds` (divided by --time-scale) after ARM made it, so a query right after
+        a PUT still reads the cluster as it was."""
+        history = self._graph_history.setdefault(state.spec.key, [])
+        if not history or history[-1][1] != state.etag:
+            lag = self.sim.faults.graph_lag_seconds / self.sim.time_scale
+            visible = state.etag_changed_at + lag if history else 0.0
+            history.append((visible, state.etag, self.graph_row(state)))
+        now = self.sim.now()
+        while len(history) > 1 and history[1][0] <= now:
+            history.pop(0)
+        return history[0][1], history[0][2]
 
     def _clusters_in(self, subscriptions: list[str]) -> list[ClusterState]:
         return self.sim.live_clusters(dict.fromkeys(subscriptions))
@@ -414,7 +475,18 @@ class Arm:
             for s in self._clusters_in([sub])
             if rg is None or s.spec.resource_group.lower() == rg.lower()
         ]
-        return self.page(request, states, self.cluster_json)
+        return self.page(request, states, lambda s: self.versioned(request, s))
+
+    def versioned(self, request: Request, state: ClusterState) -> dict[str, Any]:
+        """The cluster as this api-version shows it: the node disruption profile exists only
+        in preview api-versions."""
+        body = self.cluster_json(state)
+        if not request.query_params.get("api-version", "").endswith("-preview"):
+            return body
+        properties = dict(body["properties"])
+        policy = state.spec.node_disruption_policy
+        properties["nodeDisruptionProfile"] = {"nodeDisruptionPolicy": policy}
+        return {**body, "properties": properties}
 
     def find(self, request: Request, kind: str) -> ClusterState | Response:
         params = request.path_params
@@ -451,7 +523,8 @@ class Arm:
         found = self.find(request, "reads")
         if isinstance(found, Response):
             return found
-        return self.reply(request, self.cluster_json(found), headers={"ETag": f'"{found.etag}"'})
+        # The ETag is in the body (`eTag`); recorded GETs of a managed cluster carry no header.
+        return self.reply(request, self.versioned(request, found))
 
     async def put_cluster(self, request: Request) -> Response:
         try:
@@ -481,6 +554,7 @@ class Arm:
         with sim.lock:
             refusal = self._check_put(request, state, body)
             if isinstance(refusal, Response):
+                refusal = _targeted(refusal)
                 sim.puts.append(
                     PutRecord(
                         state.spec.arm_id,
@@ -501,11 +575,12 @@ class Arm:
             op = sim.start_operation(
                 state, mode, request_id, changes_mode=mode != state.spec.acceleration_mode
             )
-            sim.puts.append(PutRecord(state.spec.arm_id, request_id, op.started, mode, op.id, 200))
-            headers = self.operation_headers(state, op)
-            headers["ETag"] = f'"{state.etag}"'
+            sim.puts.append(
+                PutRecord(state.spec.arm_id, request_id, op.started, mode, op.id, UPDATE_STATUS)
+            )
+            headers = self.operations.put_headers(state, op)
             cluster = self.cluster_json(state)
-        return self.reply(request, cluster, status=200, headers=headers)
+        return self.reply(request, cluster, status=UPDATE_STATUS, headers=headers)
 
     def _check_put(
         self, request: Request, state: ClusterState, body: Any
@@ -526,6 +601,8 @@ class Arm:
                 f"'{if_match}' does not match the current ETag of managed cluster "
                 f"'{state.spec.name}'. Read the cluster again and retry.",
             )
+        if not sim.operation_in_progress(state) and sim.background_operation_due():
+            sim.start_background(state)  # AKS upgrades the node image by itself
         if sim.operation_in_progress(state):
             op = state.operation
             assert op is not None
@@ -545,84 +622,11 @@ class Arm:
             state.spec,
             mode,
             acns_enabled=acns,
-            nodes_with_user_rules=len(sim.nodes_with_user_rules(state)),
+            nodes_with_user_rules=len(sim.monitor(state)),
         )
         if refusal is not None:
             return error(refusal.status, refusal.code, refusal.message)
         return mode, acns
-
-    def operation_headers(self, state: ClusterState, op: Operation) -> dict[str, str]:
-        spec = state.spec
-        base = (
-            f"{self.base_url}/subscriptions/{spec.subscription_id}/{PROVIDER}"
-            f"/locations/{spec.location}"
-        )
-        version = "api-version=2026-08-01"
-        return {
-            "Azure-AsyncOperation": f"{base}/operations/{op.id}?{version}",
-            "Location": f"{base}/operationresults/{op.id}?{version}",
-            "Retry-After": str(self.retry_after(op)),
-        }
-
-    def retry_after(self, op: Operation) -> int:
-        # Poll about ten times over an operation, at least every 30 s, at most every second.
-        return max(1, min(30, int(op.duration / 10)))
-
-    def operation_status(self, request: Request) -> Response:
-        op = self._operation(request)
-        if isinstance(op, Response):
-            return op
-        status = op.status(self.sim.now(), self.sim.faults.stuck_operations)
-        body: dict[str, Any] = {"name": op.id, "status": status, "startTime": _iso(op.started)}
-        headers = {}
-        if status == "InProgress":
-            headers["Retry-After"] = str(self.retry_after(op))
-            body["percentComplete"] = round(op.progress(self.sim.now()) * 100, 1)
-        else:
-            body["endTime"] = _iso(op.started + op.duration)
-            if status == "Failed":
-                body["error"] = {
-                    "code": "ReconcileVMSSAgentPoolFailed",
-                    "message": "aksim: the operation failed while reimaging nodes "
-                    "(faults.lroFailureRate). The cluster is left in provisioningState Failed; "
-                    "retry the update.",
-                }
-        return self.reply(request, body, headers=headers)
-
-    def operation_result(self, request: Request) -> Response:
-        op = self._operation(request)
-        if isinstance(op, Response):
-            return op
-        status = op.status(self.sim.now(), self.sim.faults.stuck_operations)
-        if status == "InProgress":
-            return Response(
-                status_code=202,
-                headers={
-                    "Location": f"{self.base_url}{request.url.path}?{request.url.query}",
-                    "Retry-After": str(self.retry_after(op)),
-                },
-            )
-        if status == "Failed":
-            return error(
-                500,
-                "ReconcileVMSSAgentPoolFailed",
-                "aksim: the operation failed while reimaging nodes.",
-            )
-        return Response(status_code=204)
-
-    def _operation(self, request: Request) -> Operation | Response:
-        refused = self.guard(request, "reads", request.path_params["sub"])
-        if refused:
-            return refused
-        op = self.sim.operations.get(request.path_params["op"])
-        if op is None:
-            return error(404, "NotFound", f"Operation {request.path_params['op']} was not found.")
-        state = self.sim.clusters.get(op.cluster_key)
-        if state is not None and state.deny_access:
-            return self.forbidden(state, "reads")
-        if state is not None:
-            self.sim.settle(state)
-        return op
 
     # --- agent pools, maintenance configurations, credentials -----------------------------
     def child_json(
@@ -689,6 +693,25 @@ class Arm:
         return self.reply(request, {"kubeconfigs": [{"name": "clusterUser", "value": value}]})
 
 
+# The fields AKS's refusals of a mode change are about (aksim/aks.py), for the error's target.
+MODE_TARGET = "properties.networkProfile.advancedNetworking.performance.accelerationMode"
+MODE_REFUSALS = {
+    "InvalidParameter",
+    "K8sVersionNotSupported",
+    "UserInstalledIPTablesRulesFound",
+    "OperationBlockedByNodeDisruptionPolicy",
+    "OperationOutsideNodeDisruptionWindow",
+}
+
+
+def _targeted(response: Response) -> Response:
+    """A refusal of the mode change with the field it is about as its `target`."""
+    if response.status_code != 400 or _code(response) not in MODE_REFUSALS:
+        return response
+    body = json.loads(bytes(response.body))["error"]
+    return error(400, body["code"], body["message"], target=MODE_TARGET)
+
+
 def _requested_mode(body: Any) -> str | None:
     try:
         return body["properties"]["networkProfile"]["advancedNetworking"]["performance"][
@@ -746,6 +769,7 @@ def routes(sim: Simulator, certificates: tls.Certificates, base_url: str) -> lis
             cluster + "/maintenanceConfigurations/{config}", arm.get_maintenance, methods=["GET"]
         ),
         Route(cluster + "/listClusterUserCredential", arm.list_user_credential, methods=["POST"]),
-        Route(location_ops + "/operations/{op}", arm.operation_status, methods=["GET"]),
-        Route(location_ops + "/operationresults/{op}", arm.operation_result, methods=["GET"]),
+        Route(cluster + "/abort", arm.operations.abort, methods=["POST"]),
+        Route(location_ops + "/operations/{op}", arm.operations.status, methods=["GET"]),
+        Route(location_ops + "/operationresults/{op}", arm.operations.result, methods=["GET"]),
     ]

@@ -23,8 +23,15 @@ from aksim.throttle import Buckets
 SECONDS_PER_NODE = 90.0
 # A PUT that changes nothing still runs a short reconcile operation.
 RECONCILE_SECONDS = 20.0
-# A warning event repeats (count + 1, same uid) this often while its cause persists.
-WARNING_REPEAT_SECONDS = 60.0
+# azure-iptables-monitor checks each node this often (its default), before --time-scale.
+MONITOR_SECONDS = 300.0
+# How long an operation AKS starts by itself (a node image upgrade) runs, before --time-scale.
+BACKGROUND_SECONDS = 180.0
+# Kubernetes keeps events for an hour, before --time-scale.
+EVENT_TTL_SECONDS = 3600.0
+# At most this many monitor checks are replayed when a cluster is read after a long quiet.
+MONITOR_REPLAY = 5
+AGENT_NOT_READY_TAINT = "node.cilium.io/agent-not-ready"
 
 EBPF_LABEL = "kubernetes.azure.com/ebpf-host-routing"
 USER_RULES_LABEL = "kubernetes.azure.com/user-iptables-rules"
@@ -40,6 +47,10 @@ class Faults:
     stuck_operations: bool = False  # operations stay InProgress until cleared
     throttling: bool = True  # ARM and Resource Graph token buckets
     kube_timeout_seconds: float = 30.0  # how long a down Kubernetes API hangs before 504
+    # share of PUTs that find an operation AKS started itself running (answered 409)
+    background_operation_rate: float = 0.1
+    graph_lag_seconds: float = 30.0  # Resource Graph behind ARM, before --time-scale
+    retry_after: bool = False  # send Retry-After on operations (AKS sends none)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +60,9 @@ class Faults:
             "stuckOperations": self.stuck_operations,
             "throttling": self.throttling,
             "kubeTimeoutSeconds": self.kube_timeout_seconds,
+            "backgroundOperationRate": self.background_operation_rate,
+            "graphLagSeconds": self.graph_lag_seconds,
+            "retryAfter": self.retry_after,
         }
 
     def update(self, body: dict[str, Any]) -> None:
@@ -59,6 +73,9 @@ class Faults:
             "stuckOperations": ("stuck_operations", bool),
             "throttling": ("throttling", bool),
             "kubeTimeoutSeconds": ("kube_timeout_seconds", float),
+            "backgroundOperationRate": ("background_operation_rate", float),
+            "graphLagSeconds": ("graph_lag_seconds", float),
+            "retryAfter": ("retry_after", bool),
         }
         unknown = set(body) - set(names) - {"clusters"}
         if unknown:
@@ -81,8 +98,12 @@ class Operation:
     request_id: str
     rolls: bool = True  # a mode change reimages every node; a no-op PUT only reconciles
     finished: bool = False
+    background: bool = False  # started by AKS itself (a node image upgrade), not by a PUT
+    canceled: bool = False  # aborted (POST …/abort): ends Canceled, and so does the cluster
 
     def status(self, now: float, stuck: bool) -> str:
+        if self.canceled:
+            return "Canceled"
         if self.finished or (now >= self.started + self.duration and not stuck):
             return "Failed" if self.fails else "Succeeded"
         return "InProgress"
@@ -113,7 +134,17 @@ class ClusterState:
     spec: Cluster
     etag: str
     token: str  # the bearer token this cluster's Kubernetes API accepts
+    # The mode the last accepted PUT asked for: ARM shows it from the PUT on, also while the
+    # operation runs and after it failed (the nodes keep `spec.acceleration_mode`).
+    desired_mode: str = "None"
+    etag_changed_at: float = 0.0  # when the ETag last changed (Resource Graph lags it)
     operation: Operation | None = None
+    last_roll: Operation | None = None  # the last operation that reimaged the nodes
+    # azure-iptables-monitor's view: the nodes it saw user rules on at its last check.
+    monitor_seen: frozenset[str] = frozenset()
+    monitor_at: float = 0.0
+    ebpf_label: bool = True  # nodes carry kubernetes.azure.com/ebpf-host-routing=true
+    fail_operations: int = 0  # fault: this many of its next operations end Failed
     deleted: bool = False
     enabled_at: float | None = None  # when BpfVeth last took effect
     api_down: bool = False  # fault: the Kubernetes API times out
@@ -171,6 +202,7 @@ class Simulator:
             self.fleet = fleet
             self.faults = Faults()
             self.failure_debt = 0.0  # see _next_operation_fails
+            self.background_debt = 0.0  # see background_operation_due
             self.buckets.clear()
             self.requests.clear()
             self.puts = []
@@ -185,13 +217,15 @@ class Simulator:
                     etag=str(uuid.UUID(int=(cluster.seed << 64) | 1)),
                     token=f"aksim-{cluster.key}-{uuid.UUID(int=cluster.seed).hex[:16]}",
                 )
+                state.desired_mode = cluster.acceleration_mode
+                state.monitor_seen = frozenset(self.nodes_with_user_rules(state))
+                state.monitor_at = self.now()
                 self.clusters[cluster.key] = state
                 self.by_arm_id[cluster.arm_id.lower()] = state
                 self.by_subscription.setdefault(cluster.subscription_id, []).append(state)
                 if cluster.acceleration_mode == "BpfVeth":
-                    # Clusters already at BpfVeth report their warnings from the start.
                     state.enabled_at = self.now()
-                    self._raise_warnings(state, state.enabled_at)
+                    self._check(state, state.enabled_at)  # its monitor reports from the start
 
     def now(self) -> float:
         return float(self.clock())
@@ -226,8 +260,15 @@ class Simulator:
         return states
 
     # --- time-driven change --------------------------------------------------------------
+    def touch(self, state: ClusterState) -> None:
+        """The cluster changed as ARM sees it: a new ETag, from now."""
+        state.etag = str(uuid.uuid4())
+        state.etag_changed_at = self.now()
+
     def settle(self, state: ClusterState) -> None:
-        """Apply what the clock says has happened: a finished operation takes effect."""
+        """Apply what the clock says has happened: a finished operation takes effect, and the
+        iptables monitor's checks since the last read."""
+        self.monitor(state)
         op = state.operation
         if op is None or op.finished:
             return
@@ -246,11 +287,13 @@ class Simulator:
                     spec.acceleration_mode = op.mode
                     done = op.started + op.duration
                     state.enabled_at = done if op.mode == "BpfVeth" else None
-                    if op.mode == "BpfVeth":
-                        self._raise_warnings(state, done)
+                    # The monitor starts on each reimaged node and checks at once.
+                    self._check(state, done)
             else:
-                spec.provisioning_state = "Failed"
-            state.etag = str(uuid.uuid4())
+                spec.provisioning_state = status  # Failed or Canceled
+            self.touch(state)
+            # It changed when the operation ended, not when someone looked.
+            state.etag_changed_at = min(state.etag_changed_at, op.started + op.duration)
 
     def _next_operation_fails(self) -> bool:
         """Exactly `lroFailureRate` of accepted operations fail, spread evenly (at 0.2, every
@@ -261,6 +304,36 @@ class Simulator:
             self.failure_debt -= 1.0
             return True
         return False
+
+    def background_operation_due(self) -> bool:
+        """Whether this PUT finds AKS running an operation of its own (auto-upgrade, node image
+        upgrade): exactly `backgroundOperationRate` of PUTs, spread evenly like failures."""
+        rate = min(1.0, max(0.0, self.faults.background_operation_rate))
+        self.background_debt += rate
+        if self.background_debt >= 1.0 - 1e-9:
+            self.background_debt -= 1.0
+            return True
+        return False
+
+    def start_background(self, state: ClusterState) -> Operation:
+        """An operation AKS starts by itself: the cluster reads `Upgrading` until it ends, and
+        a PUT meanwhile is refused with 409 OperationNotAllowed."""
+        op = Operation(
+            id=str(uuid.uuid4()),
+            cluster_key=state.spec.key,
+            mode=state.spec.acceleration_mode,
+            started=self.now(),
+            duration=BACKGROUND_SECONDS / self.time_scale,
+            fails=False,
+            request_id="",
+            rolls=False,
+            background=True,
+        )
+        state.operation = op
+        state.spec.provisioning_state = "Upgrading"
+        self.touch(state)
+        self.operations[op.id] = op
+        return op
 
     def start_operation(
         self, state: ClusterState, mode: str, request_id: str, *, changes_mode: bool = True
@@ -274,13 +347,17 @@ class Simulator:
             mode=mode,
             started=self.now(),
             duration=duration,
-            fails=self._next_operation_fails(),
+            fails=self._next_operation_fails() or state.fail_operations > 0,
             request_id=request_id,
             rolls=changes_mode,
         )
+        state.fail_operations = max(0, state.fail_operations - 1)
         state.operation = op
+        state.desired_mode = mode
+        if changes_mode:
+            state.last_roll = op
         state.spec.provisioning_state = "Updating"
-        state.etag = str(uuid.uuid4())
+        self.touch(state)
         self.operations[op.id] = op
         return op
 
@@ -304,6 +381,16 @@ class Simulator:
         progress = op.progress(self.now())
         return not (slot <= progress < slot + width)
 
+    def node_reimaged_at(self, state: ClusterState, node: Node) -> float | None:
+        """When the node came back from its last reimage (the end of its slot of the last
+        operation that rolled the nodes), or None if it has not been reimaged."""
+        op = state.last_roll
+        if op is None or op.fails:
+            return None
+        nodes = state.spec.nodes()
+        end = op.started + op.duration * (nodes.index(node) + 1) / max(1, len(nodes))
+        return end if end <= self.now() else None
+
     def node_labels(self, state: ClusterState, node: Node) -> dict[str, str]:
         spec = state.spec
         labels = {
@@ -319,7 +406,7 @@ class Simulator:
             "kubernetes.azure.com/cluster": f"MC_{spec.resource_group}_{spec.name}_{spec.location}",
             "agentpool": node.pool.name,
         }
-        if self.node_has_ebpf(state, node):
+        if state.ebpf_label and self.node_has_ebpf(state, node):
             labels[EBPF_LABEL] = "true"
         return labels
 
@@ -334,19 +421,55 @@ class Simulator:
             return op.mode == "BpfVeth" if done else state.spec.acceleration_mode == "BpfVeth"
         return state.spec.acceleration_mode == "BpfVeth"
 
+    def agent_blocked(self, state: ClusterState, node: Node) -> bool:
+        """With eBPF host routing on, the iptables monitor's init container keeps the Cilium
+        agent from starting on a node where it sees user rules (and Cilium's operator taints
+        the node)."""
+        return node.name in state.monitor_seen and self.node_has_ebpf(state, node)
+
     def nodes_with_user_rules(self, state: ClusterState) -> list[str]:
+        """The truth: the nodes that hold user-installed rules now."""
         return sorted(name for name, kinds in state.spec.user_rules.items() if kinds)
 
-    # --- events --------------------------------------------------------------------------
-    def _raise_warnings(self, state: ClusterState, at: float) -> None:
-        for node_name, reasons in sorted(state.spec.warnings.items()):
+    # --- azure-iptables-monitor ------------------------------------------------------------
+    def monitor(self, state: ClusterState) -> frozenset[str]:
+        """The monitor's view (nodes with user rules as of its last check), brought up to the
+        clock: it checks every MONITOR_SECONDS, so AKS goes on refusing for a while after the
+        rules were removed, and accepts a PUT for a while after they were added."""
+        period = MONITOR_SECONDS / self.time_scale
+        now = self.now()
+        if now - state.monitor_at < period:
+            return state.monitor_seen
+        with self.lock:
+            checks = int((now - state.monitor_at) // period)
+            first = max(1, checks - MONITOR_REPLAY + 1)
+            for k in range(first, checks + 1):
+                self._check(state, state.monitor_at + k * period)
+            state.monitor_at += checks * period
+        return state.monitor_seen
+
+    def _check(self, state: ClusterState, at: float) -> None:
+        """One check of every node: label what it sees and, where eBPF host routing is on, a
+        new Warning event per finding (as the monitor creates them: count 1, never repeated)."""
+        seen = frozenset(self.nodes_with_user_rules(state))
+        if seen != state.monitor_seen:
+            state.monitor_seen = seen
+            state.resource_version += 1
+        ttl = EVENT_TTL_SECONDS / self.time_scale
+        state.events = [e for e in state.events if e.last >= at - ttl]
+        for node in state.spec.nodes():
+            if not self.node_has_ebpf(state, node):
+                continue
+            reasons = list(state.spec.warnings.get(node.name, ()))
+            if node.name in seen and "UnexpectedIPTablesRules" not in reasons:
+                reasons.append("UnexpectedIPTablesRules")
             for reason in reasons:
-                self.emit_warning(state, node_name, reason, at)
+                self.emit_warning(state, node.name, reason, at)
 
     def emit_warning(
         self, state: ClusterState, node_name: str, reason: str, at: float
     ) -> KubeEvent:
-        """Record a warning; a repeat of the same reason on the same node raises its count."""
+        """Record a new warning event, as azure-iptables-monitor creates one per check."""
         messages = {
             "UnexpectedIPTablesRules": "Node has unexpected iptables rules",
             "BlockedIPTablesRule": (
@@ -355,14 +478,12 @@ class Simulator:
                 "aka.ms/acnsperformance"
             ),
         }
-        for event in state.events:
-            if event.node == node_name and event.reason == reason:
-                event.count += 1
-                event.last = at
-                return event
+        name = f"{node_name}.{int(at)}"
+        if any(e.name == name for e in state.events):
+            name = f"{name}.{reason.lower()}"
         event = KubeEvent(
             uid=str(uuid.uuid4()),
-            name=f"{node_name}.{uuid.uuid4().hex[:16]}",
+            name=name,
             namespace="default",
             reason=reason,
             message=messages[reason],
@@ -375,16 +496,3 @@ class Simulator:
         )
         state.events.append(event)
         return event
-
-    def refresh_warnings(self, state: ClusterState) -> None:
-        """Warnings repeat while BpfVeth stays on: bring counts up to the clock."""
-        if state.enabled_at is None:
-            return
-        now = self.now()
-        for event in state.events:
-            if event.component != "azure-iptables-monitor":
-                continue
-            repeats = int((now - event.first) * self.time_scale // WARNING_REPEAT_SECONDS)
-            if repeats + 1 > event.count:
-                event.count = repeats + 1
-                event.last = event.first + repeats * WARNING_REPEAT_SECONDS / self.time_scale

@@ -21,6 +21,16 @@ ARM_LIMITS = {
     "writes": Limit(200, 10),
     "deletes": Limit(200, 10),
 }
+# ARM, per subscription for every principal together: this many times the bucket above.
+GLOBAL_FACTOR = 15
+
+
+def global_limit(kind: str) -> Limit:
+    """The subscription-wide bucket of a kind (reads 3,750 burst +375/s, writes 3,000 +150/s)."""
+    limit = ARM_LIMITS[kind]
+    return Limit(limit.burst * GLOBAL_FACTOR, limit.per_second * GLOBAL_FACTOR)
+
+
 # Resource Graph: about 15 queries per 5 seconds per user.
 GRAPH_LIMIT = Limit(15, 3)
 

@@ -15,6 +15,14 @@ created, submitted and approved (by a second person, an approver) through rollou
 Afterwards aksim's own records are checked: exactly one accepted PUT per cluster, each the one
 its target recorded, and every cluster at BpfVeth.
 
+aksim answers as real AKS does (issue 15): a PUT gets 201 with Azure-AsyncOperation and no
+Retry-After, so the SDK's default of 30 s between reads applies, scaled like aksim's clock by
+the time scale (WAVEGATE_POLL_MIN/MAX_SECONDS = 1 s / 60 s of Azure time); a tenth of the PUTs
+find an operation of AKS's own running (409, then a wait of WAVEGATE_BUSY_RETRY_SECONDS,
+scaled the same way); Resource Graph lags ARM. BENCH_ROLLOUT_FRIENDLY=1 measures the aksim the
+earlier figure was taken with (Retry-After of a tenth of the operation, never scaled; no
+operations of AKS's own; no graph lag) for comparison.
+
 Run by `make bench`; uses its own PostgreSQL database (wavegate_bench_rollout), created and
 dropped, and Celery queues named after its process id. For quick iterations:
     BENCH_ROLLOUT_CLUSTERS=100 BENCH_ROLLOUT_CONCURRENCY=10 .venv/bin/python bench/rollout_wave.py
@@ -62,6 +70,9 @@ SCANNER_THREADS = 16  # only for the scan before the wave; production's default 
 NODES = preflight_scan.NODES  # 2 system + 8 user Linux nodes per cluster
 TIME_SCALE = SECONDS_PER_NODE * NODES / OPERATION_SECONDS
 TARGET_RATIO = 1.2
+FRIENDLY = os.environ.get("BENCH_ROLLOUT_FRIENDLY", "") == "1"
+# The ratio measured before aksim told the truth (commit 8febccc, 1,000 clusters, friendly aksim).
+EARLIER_RATIO = 1.18
 TIMEOUT_SECONDS = 30 * 60
 BIN = Path(sys.executable).parent
 
@@ -150,6 +161,11 @@ class Aksim:
         response.raise_for_status()
         return response.json()
 
+    def put(self, path: str, body: Any) -> Any:
+        response = self.session.put(f"{self.base}/{path}", json=body, verify=self.ca, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="wavegate-bench-rollout-"))
@@ -182,6 +198,12 @@ def run(server: Child, info: dict[str, Any], keys: list[str], work: Path) -> Non
         WAVEGATE_SCAN_POLL_SECONDS="0.1",
         WAVEGATE_ENGINE_TICK_SECONDS=str(TICK_SECONDS),
     )
+    if not FRIENDLY:  # Wavegate waits as long as on Azure, in aksim's faster clock
+        os.environ.update(
+            WAVEGATE_POLL_MIN_SECONDS=f"{1 / TIME_SCALE:g}",
+            WAVEGATE_POLL_MAX_SECONDS=f"{60 / TIME_SCALE:g}",
+            WAVEGATE_BUSY_RETRY_SECONDS=f"{60 / TIME_SCALE:g}",
+        )
     children: list[Child] = []
     try:
         import django
@@ -286,6 +308,11 @@ def measure(
     from rollout.choices import TARGET_SETTLED, PlanStatus, TargetStatus
     from rollout.models import RolloutTarget
 
+    if FRIENDLY:
+        aksim.put(
+            "faults", {"retryAfter": True, "backgroundOperationRate": 0, "graphLagSeconds": 0}
+        )
+    print(f"  aksim's faults: {json.dumps(aksim.get('faults'), sort_keys=True)}")
     assert run_sync("command").status == "succeeded"
     operator, approver = user("bench-operator", "operator"), user("bench-approver", "approver")
     print(
@@ -357,6 +384,13 @@ def measure(
         f"  wave: {total:.1f} s from the approval to the last cluster done; ideal "
         f"ceil({CLUSTERS}/{CONCURRENCY}) x {OPERATION_SECONDS:g} s = {ideal:.0f} s; ratio "
         f"{ratio:.2f} (target <= {TARGET_RATIO}) {'PASS' if ratio <= TARGET_RATIO else 'FAIL'}"
+    )
+    print(
+        f"  {'friendly' if FRIENDLY else 'truthful'} aksim; the earlier figure, taken against "
+        f"the friendly aksim (Retry-After of T/10 = {OPERATION_SECONDS / 10:g} s between reads, "
+        f"no 409s, no graph lag): ratio {EARLIER_RATIO}. Truthful polling reads every 30 s of "
+        f"Azure time = {30 / TIME_SCALE:.2f} s here, so an ended operation is noticed sooner; "
+        "each 409 costs its cluster AKS's own operation and a wait."
     )
     workers = cpu + scanner_cpu
     print(

@@ -438,6 +438,19 @@ WAVEGATE_DEADLINE_VERIFY_MINUTES = env.float(
     "WAVEGATE_DEADLINE_VERIFY_MINUTES", default=WAVEGATE_VERIFY_NODES_MINUTES + 30
 )
 WAVEGATE_DEADLINE_ROLLBACK_MINUTES = env.float("WAVEGATE_DEADLINE_ROLLBACK_MINUTES", default=240.0)
+# While AKS runs an operation of its own on a cluster (auto-upgrade, node image upgrade), it
+# answers a PUT 409 OperationNotAllowed: the engine waits this long and sends it again, until
+# the change deadline.
+WAVEGATE_BUSY_RETRY_SECONDS = env.float("WAVEGATE_BUSY_RETRY_SECONDS", default=60.0)
+# AKS's iptables monitor re-checks nodes every few minutes, so after user rules were removed
+# AKS may go on refusing for a while: the engine retries such a refusal, backing off, for this
+# long before it fails the cluster with Azure's message.
+WAVEGATE_IPTABLES_REFUSAL_RETRY_MINUTES = env.float(
+    "WAVEGATE_IPTABLES_REFUSAL_RETRY_MINUTES", default=15.0
+)
+# Resource Graph is seconds to minutes behind ARM: for this long after the engine read a
+# cluster's mode from ARM itself, an inventory sync does not overwrite it with Resource Graph's.
+WAVEGATE_GRAPH_LAG_MINUTES = env.float("WAVEGATE_GRAPH_LAG_MINUTES", default=10.0)
 # While a wave soaks, each of its clusters' nodes and warning events are read this often.
 WAVEGATE_SOAK_CHECK_SECONDS = env.float("WAVEGATE_SOAK_CHECK_SECONDS", default=60.0)
 # A cluster's queued step this long overdue is taken as lost (its worker died holding it) and

@@ -18,11 +18,12 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import requests
@@ -36,12 +37,15 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
+    map_error,
 )
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import AioHttpTransport, RequestsTransport
+from azure.core.rest import HttpRequest
 from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.containerservice import models as cs_models
 from azure.mgmt.containerservice.aio import ContainerServiceClient as AioClient
+from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.polling.arm_polling import ARMPolling
 from azure.mgmt.resource.subscriptions import SubscriptionClient
 from azure.mgmt.resourcegraph import ResourceGraphClient
@@ -54,6 +58,9 @@ AKS_SERVER_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
 POOL_SIZE = 64  # connections kept open to ARM, shared by every client of one gateway
 GRAPH_PAGE = 1000  # rows per Resource Graph page (its maximum)
 GRAPH_SUBSCRIPTIONS_PER_QUERY = 1000
+# The node disruption profile exists only in preview api-versions (not in the SDK's models):
+# Wavegate reads it with this one through the SDK's generic request path.
+PREVIEW_API_VERSION = "2026-02-02-preview"
 # Only the fields Wavegate reads: Resource Graph answers grow with every projected value, and
 # the SDK walks every value of its untyped rows (whole `properties` cost seconds per 10,000).
 CLUSTERS_QUERY = (
@@ -326,6 +333,44 @@ def _governing_window(configs: Iterable[Any]) -> dict[str, Any]:
     return {}
 
 
+@dataclass(frozen=True)
+class NodeDisruption:
+    """A cluster's node disruption policy as read from Azure (`Allow` when Azure shows none,
+    its documented default), or "" with why it could not be read."""
+
+    policy: str
+    error: str = ""
+
+
+_T = TypeVar("_T")
+_ERROR_MAP = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
+
+
+def _preview_path(subscription_id: str, resource_group: str, name: str) -> str:
+    return (
+        f"/subscriptions/{quote(subscription_id)}/resourceGroups/{quote(resource_group)}"
+        f"/providers/Microsoft.ContainerService/managedClusters/{quote(name)}"
+        f"?api-version={PREVIEW_API_VERSION}"
+    )
+
+
+def _node_disruption_policy(response: Any, name: str) -> str:
+    """The policy in a preview GET's answer; raises Azure's error as the typed calls do."""
+    if response.status_code >= 400:
+        map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise Refused(f"Reading cluster {name}: Azure's answer is not JSON.") from exc
+    properties = body.get("properties") if isinstance(body, dict) else None
+    if not isinstance(properties, dict):
+        raise Refused(f"Reading cluster {name}: Azure's answer has no properties.")
+    profile = properties.get("nodeDisruptionProfile")
+    policy = profile.get("nodeDisruptionPolicy") if isinstance(profile, dict) else None
+    return str(policy or "Allow")[:32]
+
+
 class _AsyncStaticTokenCredential:
     def __init__(self, sync: StaticTokenCredential) -> None:
         self.sync = sync
@@ -474,20 +519,40 @@ class Azure:
             )
         return _governing_window(configs)
 
-    def maintenance_windows(
-        self, clusters: Sequence[ClusterInfo], *, concurrency: int, deadline: float
-    ) -> dict[str, dict[str, Any]]:
-        """`maintenance_window` for many clusters at once (arm id -> window).
+    def node_disruption_policy(self, subscription_id: str, resource_group: str, name: str) -> str:
+        """The cluster's node disruption policy (Allow, AllowDuringMaintenanceWindow, Block)."""
+        with translated(f"Reading the node disruption policy of {name}"):
+            request = HttpRequest("GET", _preview_path(subscription_id, resource_group, name))
+            response = self.containers(subscription_id).send_request(request)
+            return _node_disruption_policy(response, name)
+
+    def cluster_settings(
+        self,
+        maintenance: Sequence[ClusterInfo],
+        disruption: Sequence[ClusterInfo],
+        *,
+        concurrency: int,
+        deadline: float,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, NodeDisruption]]:
+        """What Resource Graph does not show, for many clusters at once: the maintenance window
+        of each of `maintenance` and the node disruption policy of each of `disruption`
+        (by arm id).
 
         Asynchronous (the SDK's aio clients over aiohttp): a sync reads one window per
         cluster, and the threaded clients spend twice the CPU per call. A throttled read
-        waits its turn until `deadline` (time.monotonic()) rather than fail the sync.
+        waits its turn until `deadline` (time.monotonic()) rather than fail the sync. A window
+        that cannot be read raises; a policy that cannot be read is "" with the reason, since
+        Wavegate can go on without it.
         """
-        return asyncio.run(self._maintenance_windows(clusters, concurrency, deadline))
+        return asyncio.run(self._cluster_settings(maintenance, disruption, concurrency, deadline))
 
-    async def _maintenance_windows(
-        self, clusters: Sequence[ClusterInfo], concurrency: int, deadline: float
-    ) -> dict[str, dict[str, Any]]:
+    async def _cluster_settings(
+        self,
+        maintenance: Sequence[ClusterInfo],
+        disruption: Sequence[ClusterInfo],
+        concurrency: int,
+        deadline: float,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, NodeDisruption]]:
         verify = settings.AZURE_CA_BUNDLE
         context = (
             ssl.create_default_context(cafile=verify) if verify else ssl.create_default_context()
@@ -513,26 +578,49 @@ class Azure:
                 )
             return clients[subscription_id]
 
-        async def read(cluster: ClusterInfo) -> tuple[str, dict[str, Any]]:
+        async def patiently(what: str, call: Callable[[], Awaitable[_T]]) -> _T:
             async with limit:
                 while True:
                     try:
-                        with translated(f"Reading maintenance configurations of {cluster.name}"):
-                            pages = client(cluster.subscription_id).maintenance_configurations
-                            configs = [
-                                c
-                                async for c in pages.list_by_managed_cluster(
-                                    cluster.resource_group, cluster.name
-                                )
-                            ]
-                        return cluster.arm_id, _governing_window(configs)
+                        with translated(what):
+                            return await call()
                     except Throttled:
                         if time.monotonic() > deadline:
                             raise
                         await asyncio.sleep(random.uniform(1, 3))  # noqa: S311
 
+        async def window(cluster: ClusterInfo) -> tuple[str, dict[str, Any]]:
+            async def call() -> list[Any]:
+                pages = client(cluster.subscription_id).maintenance_configurations
+                return [
+                    c
+                    async for c in pages.list_by_managed_cluster(
+                        cluster.resource_group, cluster.name
+                    )
+                ]
+
+            what = f"Reading maintenance configurations of {cluster.name}"
+            return cluster.arm_id, _governing_window(await patiently(what, call))
+
+        async def policy(cluster: ClusterInfo) -> tuple[str, NodeDisruption]:
+            where = (cluster.subscription_id, cluster.resource_group, cluster.name)
+
+            async def call() -> str:
+                request = HttpRequest("GET", _preview_path(*where))
+                response = await client(cluster.subscription_id).send_request(request)
+                return _node_disruption_policy(response, cluster.name)
+
+            what = f"Reading the node disruption policy of {cluster.name}"
+            try:
+                return cluster.arm_id, NodeDisruption(await patiently(what, call))
+            except AzureError as exc:
+                return cluster.arm_id, NodeDisruption("", str(exc))
+
         try:
-            return dict(await asyncio.gather(*(read(c) for c in clusters)))
+            windows = asyncio.gather(*(window(c) for c in maintenance))
+            policies = asyncio.gather(*(policy(c) for c in disruption))
+            found_windows, found_policies = await asyncio.gather(windows, policies)
+            return dict(found_windows), dict(found_policies)
         finally:
             for each in clients.values():
                 await each.close()
@@ -639,16 +727,34 @@ class Azure:
             )
             poller.wait()
             method = poller.polling_method()
-            return OperationStatus(str(method.status()), float(method._extract_delay()))
+            status = str(method.status())
+            code, message = _operation_error(method) if status != "InProgress" else ("", "")
+            return OperationStatus(status, float(method._extract_delay()), code, message)
+
+
+def _operation_error(method: ARMPolling) -> tuple[str, str]:
+    """The `error` of an ended operation's status body (code, message), or ("", "")."""
+    response = getattr(method, "_pipeline_response", None)
+    try:
+        body = response.http_response.json() if response is not None else None
+    except ValueError:
+        return "", ""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return "", ""
+    return str(error.get("code") or ""), str(error.get("message") or "")
 
 
 @dataclass(frozen=True)
 class OperationStatus:
-    """One read of a long-running operation: its status, and Retry-After (the SDK's default
-    polling interval when Azure sent none)."""
+    """One read of a long-running operation: its status, Retry-After (the SDK's default
+    polling interval, 30 s, when Azure sent none, as real AKS does), and the error Azure gave
+    when it ended Failed or Canceled."""
 
     status: str
     retry_after: float
+    error_code: str = ""
+    error_message: str = ""
 
     @property
     def running(self) -> bool:

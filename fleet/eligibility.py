@@ -2,7 +2,8 @@
 
 The rules are AKS's requirements for eBPF host routing (shared/reference/): Kubernetes 1.33 or
 later, Azure CNI powered by Cilium, ACNS enabled, every node pool on Azure Linux 3.0 or Ubuntu
-24.04, no Windows pool — plus a cluster that is running and not mid-operation or failed.
+24.04, no Windows pool — plus a cluster that is running and not mid-operation or failed, and
+whose node disruption policy is not Block (AKS refuses any change that reimages nodes then).
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ SUPPORTED_SKUS = {
     "AzureLinux3": "Azure Linux 3.0",
     "Ubuntu2404": "Ubuntu 24.04",
 }
+# The node disruption policy that makes AKS refuse any change that reimages nodes (the rest of
+# what the policy means is fleet/disruption.py's).
+BLOCK = "Block"
+BLOCK_REASON = (
+    "Node disruption policy Block: AKS refuses any change that reimages nodes, as changing the "
+    "acceleration mode does (OperationBlockedByNodeDisruptionPolicy). An administrator must set "
+    "the cluster's node disruption policy to Allow first."
+)
 
 
 class ClusterFacts(Protocol):
@@ -58,8 +67,11 @@ def _version(text: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def blockers(cluster: ClusterFacts, pools: Iterable[PoolFacts]) -> list[Blocker]:
-    """Every reason the cluster cannot take BpfVeth now, in the order an operator fixes them."""
+def blockers(
+    cluster: ClusterFacts, pools: Iterable[PoolFacts], *, node_disruption_policy: str = ""
+) -> list[Blocker]:
+    """Every reason the cluster cannot take BpfVeth now, in the order an operator fixes them.
+    `node_disruption_policy` is read apart from the rest ("" when unknown)."""
     found: list[Blocker] = []
     version = _version(cluster.kubernetes_version)
     if version is None:
@@ -132,4 +144,6 @@ def blockers(cluster: ClusterFacts, pools: Iterable[PoolFacts]) -> list[Blocker]
                 "to finish or fix it until it shows Succeeded.",
             )
         )
+    if node_disruption_policy == BLOCK:
+        found.append(Blocker("node_disruption_policy", BLOCK_REASON))
     return found

@@ -220,3 +220,69 @@ def _slots_open(slots: list[Any], banned: list[Any], now: datetime.datetime) -> 
             if utc.hour in hours:
                 return True
     return False
+
+
+# --- when does it open next? ------------------------------------------------------------------
+
+HORIZON = datetime.timedelta(weeks=8)
+
+
+def next_open(
+    window: Any, after: datetime.datetime, within: datetime.timedelta = HORIZON
+) -> datetime.datetime | None:
+    """The first moment from `after` (aware) at which `window_open` holds: `after` itself when
+    it is open then, else the next opening within `within`, else None. Raises UnreadableWindow.
+
+    A window can only open at one of its scheduled starts, at an hour (the `default`
+    configuration's hour slots), or when a span that bans it ends: those are the moments tried,
+    each with `window_open`, so the answer never differs from what `window_open` says."""
+    if window_open(window, after):
+        return after
+    until = after + within
+    properties = window["properties"]
+    try:
+        if isinstance(properties.get("maintenanceWindow"), dict):
+            moments = _recurring_starts(properties["maintenanceWindow"], after, until)
+        else:
+            moments = _slot_starts(properties.get("notAllowedTime") or [], after, until)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnreadableWindow(f"{_as_is(window)} ({exc})") from exc
+    for moment in sorted(m for m in moments if after < m <= until):
+        if window_open(window, moment):
+            return moment
+    return None
+
+
+def _recurring_starts(
+    window: dict[str, Any], after: datetime.datetime, until: datetime.datetime
+) -> list[datetime.datetime]:
+    offset = _offset(window.get("utcOffset") or "+00:00")
+    hour, minute = (int(x) for x in str(window["startTime"]).split(":")[:2])
+    first = _date(window.get("startDate"))
+    day = (after.astimezone(datetime.UTC) + offset).date() - datetime.timedelta(days=1)
+    last = (until.astimezone(datetime.UTC) + offset).date()
+    local_moments = []
+    while day <= last:
+        if _scheduled(window["schedule"], day, first):
+            local_moments.append(datetime.datetime.combine(day, datetime.time(hour, minute)))
+        day += datetime.timedelta(days=1)
+    for span in window.get("notAllowedDates") or []:
+        end = _date(span["end"])
+        if end is not None:  # the day after a banned span, from its midnight
+            local_moments.append(datetime.datetime.combine(end, datetime.time()))
+            local_moments[-1] += datetime.timedelta(days=1)
+    return [(m - offset).replace(tzinfo=datetime.UTC) for m in local_moments]
+
+
+def _slot_starts(
+    banned: list[Any], after: datetime.datetime, until: datetime.datetime
+) -> list[datetime.datetime]:
+    hour = after.astimezone(datetime.UTC).replace(minute=0, second=0, microsecond=0)
+    moments = []
+    while hour <= until:
+        hour += datetime.timedelta(hours=1)
+        moments.append(hour)
+    for span in banned:
+        end = datetime.datetime.fromisoformat(str(span["end"]).replace("Z", "+00:00"))
+        moments.append(end if end.tzinfo else end.replace(tzinfo=datetime.UTC))
+    return moments

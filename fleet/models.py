@@ -79,6 +79,16 @@ class Cluster(models.Model):
     # configuration when present, else the `default` one, else none ({}).
     maintenance_window = JSONField(default=dict, blank=True)
     maintenance_checked_at = models.DateTimeField(null=True, blank=True)
+    # AKS's node disruption policy (Allow, AllowDuringMaintenanceWindow, Block), read with a
+    # preview api-version; "" while unknown, with why in node_disruption_error.
+    node_disruption_policy = models.CharField(max_length=32, blank=True, default="")
+    node_disruption_error = models.TextField(blank=True, default="")
+    node_disruption_checked_at = models.DateTimeField(null=True, blank=True)
+    # When the rollout engine last read this cluster's mode from ARM itself (a change
+    # verified, rolled back or failed): Resource Graph, seconds to minutes behind ARM, does not
+    # overwrite that mode and provisioning state with an older row for a while after
+    # (WAVEGATE_GRAPH_LAG_MINUTES).
+    mode_read_at = models.DateTimeField(null=True, blank=True)
     private_api_server = models.BooleanField(default=False)
     entra_id = models.BooleanField(default=False)
     etag = models.CharField(max_length=64, blank=True)

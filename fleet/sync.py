@@ -1,9 +1,11 @@
 """The inventory sync: read every subscription's clusters from Azure, then write what changed.
 
 Two phases. `fetch` talks to Azure only (Resource Graph in bulk, maintenance configurations
-only where needed) and keeps everything in memory; `apply` writes the differences and their
-audit events in one transaction. A sync that fails while fetching therefore writes nothing:
-the last good inventory stays, and the run is marked failed with the reason.
+and node disruption policies only where needed) and keeps everything in memory; `apply` writes
+the differences and their audit events in one transaction. A sync that fails while fetching
+therefore writes nothing: the last good inventory stays, and the run is marked failed with the
+reason. A node disruption policy that cannot be read is the exception: the cluster's policy
+becomes unknown, with the reason, and the sync goes on.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from django.utils import timezone
 
 import audit
 from config.bulk import insert_rows
-from fleet.azure import Azure, AzureError, ClusterInfo, SubscriptionInfo
+from fleet.azure import Azure, AzureError, ClusterInfo, NodeDisruption, SubscriptionInfo
 from fleet.choices import FleetEvent, SyncStatus, SyncTrigger
 from fleet.eligibility import blockers
 from fleet.models import Cluster, NodePool, Subscription, SyncRun
@@ -68,7 +70,10 @@ class Fetched:
     subscriptions: list[SubscriptionInfo]
     clusters: list[ClusterInfo]
     maintenance: dict[str, dict[str, Any]]  # arm id -> window, for the clusters re-read
+    disruption: dict[str, NodeDisruption] = field(default_factory=dict)  # likewise, policies
     calls: dict[str, int] = field(default_factory=dict)
+    # When Resource Graph was asked: its rows show ARM as it was up to its lag before.
+    queried_at: datetime.datetime | None = None
 
 
 @dataclass
@@ -136,13 +141,15 @@ def run_sync(
     run = begin_run(trigger, requested_by)
     azure = azure or Azure()
     try:
-        fetched = fetch(azure, _maintenance_due())
+        fetched = fetch(azure, _maintenance_due(), _disruption_due())
         with transaction.atomic():
             outcome = apply(fetched)
             counts = {
                 "subscriptions": len(fetched.subscriptions),
                 "clusters": len(fetched.clusters),
                 **outcome.counts(),
+                # Node disruption policies that could not be read (left unknown, with why).
+                "policies_unread": sum(1 for r in fetched.disruption.values() if r.error),
                 "calls": dict(azure.calls.counts),
             }
             finish_run(run, SyncStatus.SUCCEEDED, counts=counts)
@@ -189,6 +196,18 @@ def _maintenance_due() -> dict[str, bool]:
     }
 
 
+def _disruption_due() -> dict[str, bool]:
+    """Arm id -> whether its node disruption policy must be read: never tried (as for every
+    cluster synced before Wavegate read it), or last tried before the refresh period."""
+    stale = timezone.now() - datetime.timedelta(hours=settings.WAVEGATE_MAINTENANCE_REFRESH_HOURS)
+    return {
+        arm_id: checked is None or checked < stale
+        for arm_id, checked in Cluster.objects.filter(removed_at__isnull=True).values_list(
+            "arm_id", "node_disruption_checked_at"
+        )
+    }
+
+
 def _spread(clusters: Iterable[ClusterInfo]) -> list[ClusterInfo]:
     """Order reads so each subscription's are spread evenly over the whole sync.
 
@@ -206,19 +225,27 @@ def _spread(clusters: Iterable[ClusterInfo]) -> list[ClusterInfo]:
     return [cluster for _, _, cluster in sorted(placed, key=lambda p: (p[0], p[1]))]
 
 
-def fetch(azure: Azure, maintenance_due: dict[str, bool]) -> Fetched:
+def fetch(
+    azure: Azure, maintenance_due: dict[str, bool], disruption_due: dict[str, bool]
+) -> Fetched:
     subscriptions = azure.list_subscriptions()
+    queried_at = timezone.now()
     clusters = list(azure.query_clusters([s.subscription_id for s in subscriptions]))
-    # Resource Graph has no maintenance configurations, and changing one does not change the
-    # cluster: read them for new clusters, and for the rest once their last reading is older
-    # than the refresh period (WAVEGATE_MAINTENANCE_REFRESH_HOURS).
-    wanted = _spread(c for c in clusters if maintenance_due.get(c.arm_id, True))
-    maintenance = azure.maintenance_windows(
-        wanted,
+    # Resource Graph has neither maintenance configurations nor the node disruption policy
+    # (a preview property), and changing them does not change the cluster: read them for new
+    # clusters, and for the rest once their last reading is older than the refresh period
+    # (WAVEGATE_MAINTENANCE_REFRESH_HOURS). Both in one batch of concurrent reads.
+    windows = _spread(c for c in clusters if maintenance_due.get(c.arm_id, True))
+    policies = _spread(c for c in clusters if disruption_due.get(c.arm_id, True))
+    maintenance, disruption = azure.cluster_settings(
+        windows,
+        policies,
         concurrency=settings.WAVEGATE_SYNC_CONCURRENCY,
         deadline=time.monotonic() + settings.WAVEGATE_SYNC_TIMEOUT_SECONDS,
     )
-    return Fetched(subscriptions, clusters, maintenance, dict(azure.calls.counts))
+    return Fetched(
+        subscriptions, clusters, maintenance, disruption, dict(azure.calls.counts), queried_at
+    )
 
 
 # --- phase 2: the database ---------------------------------------------------------------------
@@ -250,9 +277,30 @@ def _stored_clusters() -> dict[str, dict[str, Any]]:
     return {
         row["arm_id"]: row
         for row in Cluster.objects.values(
-            "id", "arm_id", "removed_at", "maintenance_window", *SYNCED_FIELDS
+            "id",
+            "arm_id",
+            "removed_at",
+            "maintenance_window",
+            "node_disruption_policy",
+            "node_disruption_error",
+            "mode_read_at",
+            *SYNCED_FIELDS,
         )
     }
+
+
+def _keep_what_the_engine_read(
+    values: dict[str, Any], row: dict[str, Any], queried_at: datetime.datetime | None
+) -> None:
+    """Resource Graph lags ARM: a row read within WAVEGATE_GRAPH_LAG_MINUTES after the rollout
+    engine read the cluster's mode from ARM itself may be older than that reading, so it does
+    not overwrite the mode and provisioning state (the next sync after the lag will)."""
+    read_at = row.get("mode_read_at")
+    if read_at is None or queried_at is None:
+        return
+    if queried_at - datetime.timedelta(minutes=settings.WAVEGATE_GRAPH_LAG_MINUTES) < read_at:
+        for name in ("acceleration_mode", "provisioning_state"):
+            values[name] = row[name]
 
 
 def _stored_pools() -> dict[int, list[dict[str, Any]]]:
@@ -262,9 +310,29 @@ def _stored_pools() -> dict[int, list[dict[str, Any]]]:
     return pools
 
 
-def _eligibility(info: ClusterInfo) -> tuple[bool, list[dict[str, str]]]:
-    found = blockers(info, info.pools)
+def _eligibility(info: ClusterInfo, policy: str) -> tuple[bool, list[dict[str, str]]]:
+    found = blockers(info, info.pools, node_disruption_policy=policy)
     return not found, [b.as_dict() for b in found]
+
+
+def _disruption_values(read: NodeDisruption | None, now: datetime.datetime) -> dict[str, Any]:
+    """A new cluster's node disruption columns: as read, or unknown when not read."""
+    if read is None:
+        return {}
+    return {
+        "node_disruption_policy": read.policy,
+        "node_disruption_error": read.error,
+        "node_disruption_checked_at": now,
+    }
+
+
+def _disruption_summary(cluster: Cluster) -> dict[str, str]:
+    if cluster.node_disruption_checked_at is None:
+        return {}
+    error = {"node_disruption_error": cluster.node_disruption_error}
+    return {"node_disruption_policy": cluster.node_disruption_policy} | (
+        error if cluster.node_disruption_error else {}
+    )
 
 
 def _summary(values: dict[str, Any], pools: list[dict[str, Any]]) -> dict[str, Any]:
@@ -341,14 +409,16 @@ def apply(fetched: Fetched) -> Outcome:
         values = _cluster_values(info)
         pools = _pool_values(info)
         window = fetched.maintenance.get(info.arm_id)
+        read = fetched.disruption.get(info.arm_id)
         row = stored.get(info.arm_id)
         if row is None:
-            eligible, reasons = _eligibility(info)
+            eligible, reasons = _eligibility(info, read.policy if read else "")
             cluster = Cluster(
                 arm_id=info.arm_id,
                 subscription=subscriptions[info.subscription_id],
                 maintenance_window=window or {},
                 maintenance_checked_at=now if window is not None else None,
+                **_disruption_values(read, now),
                 eligible=eligible,
                 eligibility_reasons=reasons,
                 first_seen=now,
@@ -357,28 +427,43 @@ def apply(fetched: Fetched) -> Outcome:
             )
             new_clusters.append((cluster, info))
             continue
+        _keep_what_the_engine_read(values, row, fetched.queried_at)
         changed = {f: (row[f], values[f]) for f in SYNCED_FIELDS if row[f] != values[f]}
         if window is not None and window != row["maintenance_window"]:
             changed["maintenance_window"] = (row["maintenance_window"], window)
+        if read is not None:
+            for name, new in (
+                ("node_disruption_policy", read.policy),
+                ("node_disruption_error", read.error),
+            ):
+                if row[name] != new:
+                    changed[name] = (row[name], new)
         old_pools = stored_pools.get(row["id"], [])
         pools_changed = pools != old_pools
         reappeared = row["removed_at"] is not None
         if not changed and not pools_changed and not reappeared:
-            if window is not None:
-                # Only the check time moves; no audit event for reading the same window.
-                Cluster.objects.filter(pk=row["id"]).update(maintenance_checked_at=now)
+            # Only the check times move; no audit event for reading the same settings.
+            checked = {"maintenance_checked_at": now} if window is not None else {}
+            checked |= {"node_disruption_checked_at": now} if read is not None else {}
+            if checked:
+                Cluster.objects.filter(pk=row["id"]).update(**checked)
             outcome.unchanged += 1
             continue
         cluster = Cluster(id=row["id"], **{f: row[f] for f in SYNCED_FIELDS})
         for name, (_, new) in changed.items():
             setattr(cluster, name, new)
-        eligible, reasons = _eligibility(info)
+        policy = read.policy if read is not None else row["node_disruption_policy"]
+        eligible, reasons = _eligibility(info, policy)
         cluster.eligible, cluster.eligibility_reasons = eligible, reasons
         cluster.changed_at, cluster.removed_at = now, None
         fields = {*changed, "eligible", "eligibility_reasons", "changed_at", "removed_at"}
         if window is not None:
             cluster.maintenance_window, cluster.maintenance_checked_at = window, now
             fields |= {"maintenance_window", "maintenance_checked_at"}
+        if read is not None:
+            for name, value in _disruption_values(read, now).items():
+                setattr(cluster, name, value)
+                fields.add(name)
         updates.append((cluster, fields))
         if pools_changed:
             replace_pools.append((row["id"], info))
@@ -436,7 +521,10 @@ def apply(fetched: Fetched) -> Outcome:
                     "fleet.cluster",
                     str(created[cluster.arm_id]),
                     info.name,
-                    after=_summary(_cluster_values(info), _pool_values(info)),
+                    after=_summary(
+                        {**_cluster_values(info), **_disruption_summary(cluster)},
+                        _pool_values(info),
+                    ),
                 )
             )
         outcome.discovered = len(new_clusters)

@@ -561,8 +561,11 @@ def _verdict(outcome: Outcome) -> str:
             f"AKS's own check flags {', '.join(overruled[:10])}"
             + (f" and {len(overruled) - 10} more" if len(overruled) > 10 else "")
             + " (CiliumNode label kubernetes.azure.com/user-iptables-rules=true) although "
-            "Wavegate's owner table accepts every rule there: an accepted-owner extension "
-            "covers rules AKS does not accept. AKS refuses BpfVeth until the label clears."
+            "Wavegate finds no user-installed rule there that its owner table does not accept. "
+            "Either the rules were removed a short while ago and AKS's iptables monitor has not "
+            "checked again yet (it does every few minutes: scan again shortly), or an "
+            "accepted-owner extension covers rules AKS does not accept. AKS refuses BpfVeth "
+            "until the label clears."
         )
     if outcome.unread:
         messages.append(_unread_message(outcome.unread))

@@ -130,14 +130,24 @@ def _scan_cluster(azure: Azure, cluster: Cluster, scan_id: int) -> scanner.Outco
     )
 
 
-def scan_for_rollout(cluster: Cluster, *, requested_by: Any, azure: Azure) -> PreflightScan | None:
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def scan_for_rollout(
+    cluster: Cluster,
+    *,
+    requested_by: Any,
+    azure: Azure,
+    newer_than: datetime.datetime | None = None,
+) -> PreflightScan | None:
     """The scan a rollout judges `cluster` by, right before it changes it; None while a scan of
     it is under way (its result will do) or when a fresh one could not finish now.
 
     A scan left queued is run here first: its task (or its rollout step) was lost with a
     worker, and its claim is conditional, so it runs once whoever gets there first. Then the
     latest scan that finished within WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES is reused, unless it
-    ended in error; else a fresh scan is made and run now, for `requested_by`.
+    ended in error or finished before `newer_than`; else a fresh scan is made and run now, for
+    `requested_by`.
     """
     queued = PreflightScan.objects.filter(cluster=cluster, status=ScanStatus.QUEUED).first()
     if queued is not None:
@@ -150,6 +160,7 @@ def scan_for_rollout(cluster: Cluster, *, requested_by: Any, azure: Azure) -> Pr
         # A scan that failed (a worker died under it, the API answered oddly) says nothing
         # about the cluster: scan again; a fresh scan's own error does block the cluster.
         .exclude(status=ScanStatus.ERROR)
+        .exclude(finished_at__lte=newer_than or EPOCH)
         .order_by("-finished_at")
         .first()
     )

@@ -87,6 +87,8 @@ def candidates(plan: RolloutPlan | None = None) -> list[planning.Candidate]:
     rows = Cluster.objects.filter(removed_at__isnull=True).values_list(
         "pk", "name", "subscription__subscription_id", "location", "ring", "tags", "eligible",
         "eligibility_reasons", "acceleration_mode", "preflight", "power_state",
+        "node_disruption_policy", "node_disruption_error", "maintenance_window",
+        "provisioning_state",
     )  # fmt: skip
     return [
         planning.Candidate(
@@ -102,9 +104,13 @@ def candidates(plan: RolloutPlan | None = None) -> list[planning.Candidate]:
             preflight=preflight,
             claimed_by=claims.get(pk, ""),
             stopped=power == "Stopped",
+            node_disruption_policy=policy,
+            node_disruption_error=policy_error,
+            maintenance_window=window if isinstance(window, dict) else {},
+            provisioning_state=provisioning,
         )
-        for pk, name, subscription, region, ring, tags, eligible, reasons, mode, preflight, power
-        in rows
+        for (pk, name, subscription, region, ring, tags, eligible, reasons, mode, preflight, power,
+             policy, policy_error, window, provisioning) in rows
     ]  # fmt: skip
 
 
@@ -193,8 +199,9 @@ def submit_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
         )
     try:
         cut = planning.cut(
-            candidates(plan), selection_of(plan), plan.wave_spec, plan.goal, ring_order()
-        )
+            candidates(plan), selection_of(plan), plan.wave_spec, plan.goal, ring_order(),
+            now=timezone.now(), respect_windows=plan.respect_maintenance_windows,
+        )  # fmt: skip
     except planning.PlanError as exc:
         raise ActionRefused(str(exc)) from exc
     if not cut.waves:
@@ -581,6 +588,8 @@ def retry_target(target: RolloutTarget, *, acting_user: Any) -> RolloutTarget:
         finished_at=None,
         continuation_token="",
         next_step_at=None,
+        resent=0,
+        retrying_since=None,
     ):
         raise ActionRefused("Only a failed or blocked cluster can be retried.")
     if wave.status in (WaveStatus.SOAKING, WaveStatus.DONE):

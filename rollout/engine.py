@@ -47,11 +47,29 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from fleet.azure import Azure, AzureError, NotAuthorised, NotFound, Throttled, Unavailable, gateway
+from fleet.azure import (
+    Azure,
+    AzureError,
+    Conflict,
+    NotAuthorised,
+    NotFound,
+    Throttled,
+    Unavailable,
+    gateway,
+)
 from fleet.choices import ScanStatus
 from fleet.maintenance import UnreadableWindow, describe, window_open
 from fleet.nodecheck import NodeCheck, check_nodes
 from preflight.scans import scan_for_rollout
+from rollout.aks_answers import (
+    await_monitor,
+    operation_ended,
+    profile,
+    refusal_message,
+    remember_mode,
+    retry_later,
+    where,
+)
 from rollout.choices import (
     ROLLBACK_FAILED,
     TARGET_MOVES,
@@ -260,38 +278,50 @@ def _azure_said(target: RolloutTarget, exc: AzureError) -> None:
     _fail(target, exc.code, f"{exc} {hint}")
 
 
-def _where(target: RolloutTarget) -> tuple[str, str, str]:
-    cluster = target.cluster
-    return cluster.subscription.subscription_id, cluster.resource_group, cluster.name
-
-
 def _start(target: RolloutTarget, azure: Azure) -> None:
     move_target(target, T.PENDING, T.PREFLIGHT, started_at=timezone.now())
 
 
-def _preflight(target: RolloutTarget, azure: Azure) -> None:
+def _preflight(target: RolloutTarget, azure: Azure) -> float | None:
     if target.plan.goal == Goal.NONE:  # rolling back is the safe direction: no scan
         move_target(target, T.PREFLIGHT, T.READY)
-        return
-    scan = scan_for_rollout(target.cluster, requested_by=target.plan.created_by, azure=azure)
+        return None
+    scan = scan_for_rollout(
+        target.cluster,
+        requested_by=target.plan.created_by,
+        azure=azure,
+        newer_than=target.rescan_after,
+    )
     if scan is None:
-        return  # a scan is under way, or the fresh one could not finish now: a later step looks
+        return None  # a scan is under way, or the fresh one could not finish now: later
     if scan.status == ScanStatus.CLEAN:
-        move_target(target, T.PREFLIGHT, T.READY)
-        return
+        move_target(
+            target, T.PREFLIGHT, T.READY, error_code="", error_message="", retrying_since=None,
+            rescan_after=None,
+        )  # fmt: skip
+        return None
+    if scan.status == ScanStatus.BLOCKED and not scan.findings.exists():
+        wait = await_monitor(target, scan)
+        if wait is not None:
+            return wait
     reasons: dict[str, str] = {
         ScanStatus.BLOCKED: "user-installed iptables rules block it",
         ScanStatus.INCOMPLETE: "not every node could be read, so it cannot be called clean",
         ScanStatus.ERROR: "the scan failed",
     }
     reason = reasons.get(scan.status, scan.status)
+    if scan.status == ScanStatus.BLOCKED and not scan.findings.exists():
+        reason = "AKS's own check still flags nodes"
     move_target(
         target,
         T.PREFLIGHT,
         T.BLOCKED,
         error_code=f"Preflight{scan.status.capitalize()}",
         error_message=f"Preflight scan #{scan.pk}: {reason}. {scan.message}".strip(),
+        retrying_since=None,
+        rescan_after=None,
     )
+    return None
 
 
 def _window_closed(target: RolloutTarget) -> str:
@@ -324,12 +354,12 @@ def _wait_for_window(target: RolloutTarget, azure: Azure) -> None:
         move_target(target, T.WAITING_FOR_WINDOW, T.READY, error_message="")
 
 
-def _enable(target: RolloutTarget, azure: Azure) -> None:
+def _enable(target: RolloutTarget, azure: Azure) -> float | None:
     """READY → ENABLING: count the attempt, then send the PUT and keep its token."""
     closed = _window_closed(target)
     if closed:
         move_target(target, T.READY, T.WAITING_FOR_WINDOW, error_message=closed)
-        return
+        return None
     attempt = target.attempts + 1
     rid = request_id(target, attempt)
     if not move_target(
@@ -337,11 +367,12 @@ def _enable(target: RolloutTarget, azure: Azure) -> None:
         continuation_token="", error_code="", error_message="",
         status_since=target.status_since,  # ready and changing share one deadline
     ):  # fmt: skip
-        return
+        return None
+    sent_at = timezone.now()
     try:
-        before = azure.get_cluster(*_where(target))
+        before = azure.get_cluster(*where(target))
         token = azure.begin_set_acceleration_mode(
-            *_where(target), target.plan.goal, etag=before.e_tag, request_id=rid
+            *where(target), target.plan.goal, etag=before.e_tag, request_id=rid
         )
     except Throttled as exc:
         # Azure answered 429: the PUT was not taken. Back to ready; the next step retries.
@@ -349,30 +380,37 @@ def _enable(target: RolloutTarget, azure: Azure) -> None:
             target, T.ENABLING, T.READY, error_code=exc.code, error_message=str(exc),
             status_since=target.status_since,
         )  # fmt: skip
-        return
+        return None
     except Unavailable as exc:
         # The PUT may or may not have landed: leave it tokenless; _follow reads the cluster.
         RolloutTarget.objects.filter(pk=target.pk).update(
             error_code=exc.code, error_message=str(exc)
         )
-        return
+        return None
     except AzureError as exc:
-        move_target(target, T.ENABLING, T.FAILED, error_code=exc.code, error_message=str(exc))
-        return
+        wait = retry_later(target, exc)
+        if wait is None:
+            move_target(
+                target, T.ENABLING, T.FAILED, error_code=exc.code,
+                error_message=refusal_message(target, exc),
+            )  # fmt: skip
+        return wait
     with transaction.atomic():
         kept = RolloutTarget.objects.filter(pk=target.pk, status=T.ENABLING).update(
-            continuation_token=token, profile_before=_profile(before)
-        )
+            continuation_token=token, profile_before=profile(before), change_sent_at=sent_at,
+            retrying_since=None,
+        )  # fmt: skip
         if kept:
             target.reread()
             record_target(target, RolloutEvent.TARGET_CHANGE_SENT)
+    return None
 
 
 def _follow(target: RolloutTarget, azure: Azure) -> float | None:
     """ENABLING: read the operation once (from its token), or resolve a tokenless target."""
     if not target.continuation_token:
-        cluster = azure.get_cluster(*_where(target))
-        state = _profile(cluster)
+        cluster = azure.get_cluster(*where(target))
+        state = profile(cluster)
         if state["provisioningState"] not in ("Succeeded", "Failed", "Canceled"):
             return None  # an operation is running: perhaps ours; wait for it to end
         if state["accelerationMode"] == target.plan.goal and state["provisioningState"] == (
@@ -382,25 +420,19 @@ def _follow(target: RolloutTarget, azure: Azure) -> float | None:
         else:  # nothing landed: the attempt may be sent again, on the same deadline
             move_target(target, T.ENABLING, T.READY, status_since=target.status_since)
         return None
-    read = azure.operation_status(*_where(target), target.continuation_token)
+    read = azure.operation_status(*where(target), target.continuation_token)
     if read.running:
         return read.retry_after
     if read.status == "Succeeded":
         move_target(target, T.ENABLING, T.VERIFYING, verifying_since=timezone.now())
         return None
-    move_target(
-        target,
-        T.ENABLING,
-        T.FAILED,
-        error_code=f"Operation{read.status}",
-        error_message=f"Azure's operation ended {read.status}. Retry the cluster or roll it back.",
-    )
+    operation_ended(target, azure, read)
     return None
 
 
 def _verify(target: RolloutTarget, azure: Azure) -> None:
-    cluster = azure.get_cluster(*_where(target))
-    state = _profile(cluster)
+    cluster = azure.get_cluster(*where(target))
+    state = profile(cluster)
     if state["provisioningState"] != "Succeeded":
         return
     if state["accelerationMode"] != target.plan.goal:
@@ -414,27 +446,36 @@ def _verify(target: RolloutTarget, azure: Azure) -> None:
         return
     if target.cluster.private_api_server:
         # Its API server answers only inside its network: Azure's word is all there is.
-        move_target(
-            target,
-            T.VERIFYING,
-            T.ENABLED,
-            profile_after=state,
-            error_message="Nodes not read: the cluster's API server is private.",
-        )
+        with transaction.atomic():
+            move_target(
+                target,
+                T.VERIFYING,
+                T.ENABLED,
+                profile_after=state,
+                error_message="Nodes not read: the cluster's API server is private.",
+            )
+            remember_mode(target, state)
         return
-    nodes = read_nodes(target, azure, since=target.started_at)
-    if nodes.warnings:
+    changed = _reimaged_after(target)
+    nodes = read_nodes(target, azure, since=target.started_at, changed_since=changed)
+    if nodes.iptables_findings:
         _fail_verification(
             target,
             "IPTablesWarnings",
-            "AKS reported iptables warnings since the change began: "
+            "AKS found iptables rules that eBPF host routing does not honour since the change "
+            "began: "
             + "; ".join(nodes.problems())
             + ". Remove what adds iptables rules on those nodes, or roll the cluster back.",
             state,
         )
         return
     if nodes.settled:
-        move_target(target, T.VERIFYING, T.ENABLED, profile_after=state, error_message="")
+        with transaction.atomic():
+            move_target(
+                target, T.VERIFYING, T.ENABLED, error_message="",
+                profile_after={**state, "nodes": len(nodes.nodes), "labels": nodes.label_note()},
+            )  # fmt: skip
+            remember_mode(target, state)
         return
     waited = timezone.now() - (target.verifying_since or timezone.now())
     limit = datetime.timedelta(minutes=settings.WAVEGATE_VERIFY_NODES_MINUTES)
@@ -457,22 +498,44 @@ def _verify(target: RolloutTarget, azure: Azure) -> None:
 def _fail_verification(
     target: RolloutTarget, code: str, message: str, state: dict[str, Any]
 ) -> None:
-    move_target(
-        target, T.VERIFYING, T.FAILED, error_code=code, error_message=message, profile_after=state
-    )
+    with transaction.atomic():
+        move_target(
+            target, T.VERIFYING, T.FAILED, error_code=code, error_message=message,
+            profile_after=state,
+        )  # fmt: skip
+        remember_mode(target, state)
 
 
-def read_nodes(target: RolloutTarget, azure: Azure, since: datetime.datetime | None) -> NodeCheck:
+def _reimaged_after(target: RolloutTarget) -> datetime.datetime | None:
+    """Since when the nodes must have been reimaged: the PUT, when it changed the mode (a
+    cluster already at the goal and Succeeded is only reconciled: no reimage). None when that
+    time is not known (a PUT whose answer was lost)."""
+    before = target.profile_before or {}
+    if before.get("accelerationMode") == target.plan.goal and (
+        before.get("provisioningState") == "Succeeded"
+    ):
+        return None
+    return target.change_sent_at
+
+
+def read_nodes(
+    target: RolloutTarget,
+    azure: Azure,
+    since: datetime.datetime | None,
+    changed_since: datetime.datetime | None = None,
+) -> NodeCheck:
     """The cluster's nodes now, through its Kubernetes API; warnings since `since` (only when
-    the goal is BpfVeth: AKS raises them only while eBPF host routing is on)."""
+    the goal is BpfVeth: AKS raises them only while eBPF host routing is on); nodes reimaged
+    after `changed_since` (None: not asked)."""
     try:
-        kubeconfig = azure.user_kubeconfig(*_where(target))
+        kubeconfig = azure.user_kubeconfig(*where(target))
     except AzureError as exc:
         return NodeCheck(error=f"Reading the cluster's credentials: {exc}")
     return check_nodes(
         kubeconfig,
         goal=target.plan.goal,
         warnings_since=since if target.plan.goal == Goal.BPFVETH else None,
+        changed_since=changed_since,
         timeout=settings.WAVEGATE_SCAN_REQUEST_TIMEOUT_SECONDS,
         token=azure.kubernetes_token,
     )
@@ -531,7 +594,7 @@ def _watch(target: RolloutTarget, azure: Azure) -> None:
 def _roll_back(target: RolloutTarget, azure: Azure) -> float | None:
     """ROLLING_BACK: send mode None once per attempt, follow it, and confirm it took effect."""
     if target.continuation_token:
-        read = azure.operation_status(*_where(target), target.continuation_token)
+        read = azure.operation_status(*where(target), target.continuation_token)
         if read.running:
             return read.retry_after
         if read.status != "Succeeded":
@@ -543,12 +606,14 @@ def _roll_back(target: RolloutTarget, azure: Azure) -> float | None:
                 error_message=f"Rolling back: Azure's operation ended {read.status}. Try again.",
             )
             return None
-    cluster = azure.get_cluster(*_where(target))
-    state = _profile(cluster)
+    cluster = azure.get_cluster(*where(target))
+    state = profile(cluster)
     if state["provisioningState"] not in ("Succeeded", "Failed", "Canceled"):
         return None  # an operation is running on the cluster: wait for it to end
     if state["accelerationMode"] == Goal.NONE and state["provisioningState"] == "Succeeded":
-        move_target(target, T.ROLLING_BACK, T.ROLLED_BACK, profile_after=state)
+        with transaction.atomic():
+            move_target(target, T.ROLLING_BACK, T.ROLLED_BACK, profile_after=state)
+            remember_mode(target, state)
         return None
     # Not rolled back and nothing running: claim this attempt (exactly one worker wins), PUT.
     attempt = target.attempts + 1
@@ -560,13 +625,14 @@ def _roll_back(target: RolloutTarget, azure: Azure) -> float | None:
         return None
     try:
         token = azure.begin_set_acceleration_mode(
-            *_where(target), Goal.NONE, etag=cluster.e_tag, request_id=rid
+            *where(target), Goal.NONE, etag=cluster.e_tag, request_id=rid
         )
-    except (Throttled, Unavailable) as exc:
+    except (Throttled, Unavailable, Conflict) as exc:
+        # Not taken (or AKS runs an operation of its own): the cluster is read again first.
         RolloutTarget.objects.filter(pk=target.pk).update(
             error_code=exc.code, error_message=str(exc)
         )
-        return None
+        return settings.WAVEGATE_BUSY_RETRY_SECONDS if isinstance(exc, Conflict) else None
     except AzureError as exc:
         code = exc.code
         move_target(
@@ -585,19 +651,6 @@ def _roll_back(target: RolloutTarget, azure: Azure) -> float | None:
             target.reread()
             record_target(target, RolloutEvent.TARGET_ROLLBACK_SENT)
     return None
-
-
-def _profile(cluster: Any) -> dict[str, Any]:
-    props = cluster.properties
-    network = props.network_profile if props else None
-    advanced = network.advanced_networking if network else None
-    performance = advanced.performance if advanced else None
-    mode = performance.acceleration_mode if performance else None
-    return {
-        "accelerationMode": str(getattr(mode, "value", mode) or "None"),
-        "provisioningState": str(props.provisioning_state if props else ""),
-        "eTag": cluster.e_tag or "",
-    }
 
 
 # Each step returns the seconds Azure asked to wait before the next read, or None.

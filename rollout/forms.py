@@ -65,7 +65,15 @@ class PlanForm(forms.Form):
         max_length=16, initial="0", help_text="Failed clusters a wave tolerates: 0, 3 or 10%."
     )
     soak_minutes = forms.IntegerField(min_value=0, max_value=7 * 24 * 60, initial=30)
-    respect_maintenance_windows = forms.BooleanField(required=False, initial=True)
+    respect_maintenance_windows = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text=(
+            "Change each cluster only inside its maintenance window, waiting for it to open. "
+            "Unchecked, clusters whose node disruption policy (AllowDuringMaintenanceWindow) "
+            "lets AKS change them only inside a window closed now are set apart."
+        ),
+    )
     approvals_needed = forms.IntegerField(min_value=1, max_value=10, initial=1)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

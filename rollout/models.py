@@ -131,6 +131,18 @@ class RolloutTarget(models.Model):
     # for (keys "node/NotReady", "node/<warning reason>"), and what operators acknowledged by
     # resuming (not paused for again).
     checked_at = models.DateTimeField(null=True, blank=True)
+    # When Azure accepted the change (PUT answered): its nodes must come back from a reimage
+    # after this to count as changed.
+    change_sent_at = models.DateTimeField(null=True, blank=True)
+    # Times the engine sent the same change again by itself after Azure's operation ended
+    # Failed with the target mode (AKS's advice for a failed cluster): once per operator retry.
+    resent = models.PositiveSmallIntegerField(default=0)
+    # Since when Azure keeps refusing with something that passes (another operation running,
+    # iptables rules its monitor has not re-checked): the engine retries, with back-off.
+    retrying_since = models.DateTimeField(null=True, blank=True)
+    # A preflight waiting for AKS's iptables monitor to clear its label takes only scans
+    # finished after this.
+    rescan_after = models.DateTimeField(null=True, blank=True)
     soak_findings = JSONField(default=list, blank=True)
     acknowledged = JSONField(default=list, blank=True)
     # When the engine step queued for it is due; empty while none is queued (a step running, or

@@ -1,21 +1,39 @@
 """Cutting a rollout plan into waves: a pure function, no Django, no database.
 
 A selection (subscriptions, regions, rings, tags, names) picks clusters; those that cannot take
-part (ineligible, blocked by iptables rules, already at the goal, claimed by another active plan)
-are set apart with their reasons. The rest are ordered by ring, then region, then name, and cut
-by a wave specification such as ``1, 5%, 25%, 100%``: each entry is the cumulative number of
-clusters (a count, or a percentage rounded up) that have been changed once that wave is done.
-Empty waves are dropped; the last entry must reach every cluster (``100%``).
+part (ineligible, blocked by iptables rules, already at the goal, claimed by another active plan,
+refused by their node disruption policy, or allowed only in a window that is closed now when the
+plan does not wait for windows) are set apart with their reasons. The rest are ordered by ring,
+then region, then name, and cut by a wave specification such as ``1, 5%, 25%, 100%``: each
+entry is the cumulative number of clusters (a count, or a percentage rounded up) that have been
+changed once that wave is done. Empty waves are dropped; the last entry must reach every cluster
+(``100%``). `estimate` says how long the waves take, waiting for maintenance windows if asked.
 """
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
 import functools
+import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from fleet.disruption import (
+    BLOCK,
+    BLOCK_REASON,
+    IN_WINDOW,
+    NODE_OS_SCHEDULE,
+    Disruption,
+    Verdict,
+    disruption_verdict,
+    when,
+)
+from fleet.maintenance import UnreadableWindow, next_open
 
 BPFVETH, NONE = "BpfVeth", "None"
 NO_RING = ""
@@ -43,6 +61,14 @@ class Candidate:
     preflight: str = ""  # the latest scan's status; "" when never scanned
     claimed_by: str = ""  # the name of another active plan that holds it
     stopped: bool = False  # its power state is Stopped: AKS changes nothing on it
+    # ARM keeps a change's target mode in the resource, also after it failed: a mode is on only
+    # when read with Succeeded.
+    provisioning_state: str = "Succeeded"
+    # What the node disruption policy needs ("" while unknown), and the stored maintenance
+    # window that governs node reimages ({} for none).
+    node_disruption_policy: str = ""
+    node_disruption_error: str = ""
+    maintenance_window: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -139,14 +165,71 @@ class Cut:
     waves: list[list[Candidate]]
     excluded: list[Excluded]
     steps: list[Step]
+    # Clusters in the waves whose node disruption policy has something to say (waiting for
+    # its window, open now, unknown), by id; only when the cut was given `now`.
+    disruption: dict[int, Verdict] = field(default_factory=dict)
 
     @property
     def cluster_count(self) -> int:
         return sum(len(w) for w in self.waves)
 
 
-def exclusion(c: Candidate, goal: str) -> str | None:
-    """Why a selected cluster cannot be in a plan with this goal, or None."""
+REFUSED_BY_POLICY = (
+    "refused: node disruption policy Block. AKS refuses any change that reimages nodes, as "
+    "this one does (OperationBlockedByNodeDisruptionPolicy); an administrator must set the "
+    "cluster's node disruption policy to Allow"
+)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    node_disruption_policy: str
+    maintenance_window: Any
+
+
+def _text(window: Any) -> str:
+    return json.dumps(window, sort_keys=True, default=str)
+
+
+# Clusters share a few windows, and the preview runs on every keystroke over the whole fleet:
+# each distinct window is evaluated once per moment.
+@functools.lru_cache(maxsize=4096)
+def _window_verdict(window: str, error: str, now: datetime.datetime) -> Verdict:
+    return disruption_verdict(_Facts(IN_WINDOW, json.loads(window)), now, error=error)
+
+
+@functools.lru_cache(maxsize=4096)
+def _opening(window: str, at: datetime.datetime) -> datetime.datetime | None:
+    return next_open(json.loads(window), at)
+
+
+def verdict(c: Candidate, now: datetime.datetime) -> Verdict:
+    if c.node_disruption_policy == IN_WINDOW:  # the only one that depends on the window
+        return _window_verdict(_text(c.maintenance_window), c.node_disruption_error, now)
+    return disruption_verdict(c, now, error=c.node_disruption_error)
+
+
+def waiting_note(found: Verdict) -> str:
+    """A cluster whose node disruption policy lets AKS change it only inside its window."""
+    if found.opens_at is None:  # the sentence says why Wavegate cannot tell when
+        return f"waits for its maintenance window. {found.sentence}"
+    return (
+        f"waits for its maintenance window, next opens {when(found.opens_at)}. Its node "
+        f"disruption policy is {found.policy}: AKS refuses the change outside the "
+        f"{NODE_OS_SCHEDULE} window (OperationOutsideNodeDisruptionWindow)."
+    )
+
+
+def exclusion(
+    c: Candidate,
+    goal: str,
+    *,
+    now: datetime.datetime | None = None,
+    respect_windows: bool = True,
+) -> str | None:
+    """Why a selected cluster cannot be in a plan with this goal, or None. With `now`, a plan
+    that does not wait for maintenance windows also sets apart the clusters whose node
+    disruption policy allows the change only inside a window that is closed now."""
     if c.claimed_by:
         return f"in plan {c.claimed_by!r}, which is still active"
     if goal == NONE:  # a rollback: only clusters now at BpfVeth, no preflight
@@ -154,14 +237,21 @@ def exclusion(c: Candidate, goal: str) -> str | None:
             return "not at BpfVeth: nothing to roll back"
         if c.stopped:
             return "stopped: AKS refuses to change a stopped cluster; start it (az aks start) first"
-        return None
-    if c.acceleration_mode == BPFVETH:
+    elif c.acceleration_mode == BPFVETH and c.provisioning_state == "Succeeded":
         return "already at BpfVeth"
-    if not c.eligible:
-        reasons = "; ".join(c.eligibility_reasons) or "not eligible"
-        return f"not eligible: {reasons}"
-    if c.preflight == "blocked":
-        return "blocked: its latest preflight scan found user-installed iptables rules"
+    if c.node_disruption_policy == BLOCK:  # a rollback reimages the nodes too
+        others = [r for r in c.eligibility_reasons if r != BLOCK_REASON] if goal != NONE else []
+        return REFUSED_BY_POLICY + (f"; also not eligible: {'; '.join(others)}" if others else "")
+    if goal != NONE:
+        if not c.eligible:
+            reasons = "; ".join(c.eligibility_reasons) or "not eligible"
+            return f"not eligible: {reasons}"
+        if c.preflight == "blocked":
+            return "blocked: its latest preflight scan found user-installed iptables rules"
+    if now is not None and not respect_windows:
+        found = verdict(c, now)
+        if found.waits:
+            return f"{waiting_note(found)} This plan does not wait for maintenance windows."
     return None
 
 
@@ -181,8 +271,12 @@ def cut(
     spec: str,
     goal: str = BPFVETH,
     ring_order: Sequence[str] = (),
+    *,
+    now: datetime.datetime | None = None,
+    respect_windows: bool = True,
 ) -> Cut:
-    """The plan's waves and the clusters set apart, with reasons. Raises PlanError."""
+    """The plan's waves and the clusters set apart, with reasons. Raises PlanError. With `now`,
+    what the clusters' node disruption policies say at that time counts (see `exclusion`)."""
     if goal not in (BPFVETH, NONE):
         raise PlanError(f"The goal must be {BPFVETH} or {NONE}, not {goal!r}.")
     steps = parse_waves(spec)
@@ -191,7 +285,7 @@ def cut(
     for c in candidates:
         if not selection.matches(c):
             continue
-        reason = exclusion(c, goal)
+        reason = exclusion(c, goal, now=now, respect_windows=respect_windows)
         if reason is None:
             chosen.append(c)
         else:
@@ -210,7 +304,58 @@ def cut(
         if total > done:
             waves.append(chosen[done:total])
             done = total
-    return Cut(waves, excluded, steps)
+    said = {c.id: verdict(c, now) for c in chosen} if now is not None else {}
+    disruption = {i: v for i, v in said.items() if v.kind != Disruption.ALLOWED}
+    return Cut(waves, excluded, steps, disruption)
+
+
+@dataclass(frozen=True)
+class WaveEstimate:
+    minutes: int
+    waiting: int  # clusters that wait for their maintenance window once the wave starts
+    unplaced: int  # clusters whose window Wavegate cannot place (unreadable, or not soon)
+
+
+def estimate(
+    waves: Sequence[Sequence[Candidate]],
+    *,
+    concurrency: int,
+    soak_minutes: int,
+    operation_minutes: int,
+    start: datetime.datetime | None = None,
+    respect_windows: bool = False,
+) -> list[WaveEstimate]:
+    """How long each wave takes if each starts as soon as the one before ends: batches of
+    `concurrency` operations, then the soak. When the plan respects maintenance windows (and
+    `start` is given), a cluster whose stored window is closed when its wave starts is changed
+    once it opens, as the engine does; the wave lasts until the last of them is done."""
+    found: list[WaveEstimate] = []
+    at = start
+    for members in waves:
+        free, unplaced, opening = 0, 0, Counter[datetime.datetime]()
+        for c in members:
+            opens = at
+            if respect_windows and at is not None and c.maintenance_window:
+                try:
+                    opens = _opening(_text(c.maintenance_window), at)
+                except UnreadableWindow:
+                    opens = None
+                if opens is None:
+                    unplaced += 1
+                    opens = at
+            if opens is None or opens == at:
+                free += 1
+            else:
+                opening[opens] += 1
+        work = math.ceil(free / concurrency) * operation_minutes
+        for opens, count in opening.items():
+            assert at is not None
+            waited = (opens - at).total_seconds() / 60
+            work = max(work, math.ceil(waited) + math.ceil(count / concurrency) * operation_minutes)
+        minutes = work + soak_minutes
+        found.append(WaveEstimate(minutes, sum(opening.values()), unplaced))
+        at = at + datetime.timedelta(minutes=minutes) if at is not None else None
+    return found
 
 
 def allowed_failures(budget: str, wave_size: int) -> int:

@@ -5,7 +5,7 @@ a message)."""
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +22,12 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.access import requires
+from fleet.disruption import Disruption, Verdict
 from rollout import access, actions, banner, engine, planning
 from rollout.choices import (
     PLAN_ACTIVE,
@@ -113,6 +115,17 @@ class WavePreview:
     size: int
     first_names: list[str]
     minutes: int
+    waiting: int = 0  # clusters that wait for their maintenance window once the wave starts
+    unplaced: int = 0  # clusters whose window opening Wavegate cannot place
+
+
+@dataclass(frozen=True)
+class DisruptionNote:
+    """What a cluster's node disruption policy means for it in this plan."""
+
+    wave: int
+    name: str
+    note: str
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,12 @@ class Preview:
     excluded: list[planning.Excluded]
     clusters: int
     minutes: int
+    notes: list[DisruptionNote] = dataclasses.field(default_factory=list)
+    respect_windows: bool = True
+
+    @property
+    def waiting(self) -> int:
+        return sum(w.waiting for w in self.waves)
 
     @property
     def duration(self) -> str:
@@ -142,26 +161,60 @@ def _preview(form: PlanForm, plan: RolloutPlan | None = None) -> Preview:
         tags=raw["tags"],
         names=tuple(raw["names"]),
     )
+    now, respect = timezone.now(), data["respect_maintenance_windows"]
     cut = planning.cut(
-        actions.candidates(plan), selection, data["wave_spec"], data["goal"], actions.ring_order()
+        actions.candidates(plan),
+        selection,
+        data["wave_spec"],
+        data["goal"],
+        actions.ring_order(),
+        now=now,
+        respect_windows=respect,
     )
-    operation = settings.WAVEGATE_ESTIMATED_OPERATION_MINUTES
+    estimates = planning.estimate(
+        cut.waves,
+        concurrency=data["concurrency"],
+        soak_minutes=data["soak_minutes"],
+        operation_minutes=settings.WAVEGATE_ESTIMATED_OPERATION_MINUTES,
+        start=now,
+        respect_windows=respect,
+    )
     waves = [
         WavePreview(
             index=i,
             size=len(members),
             first_names=[m.name for m in members[:PREVIEW_NAMES]],
-            minutes=data["soak_minutes"]
-            + math.ceil(len(members) / data["concurrency"]) * operation,
+            minutes=estimate.minutes,
+            waiting=estimate.waiting,
+            unplaced=estimate.unplaced,
         )
+        for i, (members, estimate) in enumerate(zip(cut.waves, estimates, strict=True), 1)
+    ]
+    notes = [
+        DisruptionNote(i, member.name, _disruption_note(cut.disruption[member.id], respect))
         for i, members in enumerate(cut.waves, 1)
+        for member in members
+        if member.id in cut.disruption
     ]
     return Preview(
         waves=waves,
         excluded=cut.excluded,
         clusters=cut.cluster_count,
         minutes=sum(w.minutes for w in waves),
+        notes=notes,
+        respect_windows=respect,
     )
+
+
+def _disruption_note(verdict: Verdict, respect_windows: bool) -> str:
+    if verdict.kind == Disruption.WAITS:
+        return planning.waiting_note(verdict)
+    if verdict.kind == Disruption.IN_WINDOW and not respect_windows:
+        return (
+            f"{verdict.sentence} This plan does not wait for maintenance windows: if its wave "
+            "reaches it after the window closes, AKS refuses the change."
+        )
+    return verdict.sentence
 
 
 def _checked(

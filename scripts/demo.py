@@ -208,6 +208,10 @@ class Demo:
             AZURE_CA_BUNDLE=info["ca"],
             AZURE_CREDENTIAL="static",
             AZURE_STATIC_TOKEN="wavegate-demo",  # noqa: S106  (aksim accepts any token)
+            # aksim's clock runs DEMO_TIME_SCALE times faster than Azure's: so do the engine's
+            # waits between reads (the SDK's 30 s default, as real AKS sends no Retry-After).
+            WAVEGATE_POLL_MIN_SECONDS=f"{1 / DEMO_TIME_SCALE:g}",
+            WAVEGATE_POLL_MAX_SECONDS=f"{60 / DEMO_TIME_SCALE:g}",
         )
         return str(info["endpoint"])
 

@@ -51,6 +51,16 @@ class Aksim:
     ca: str
     fleet: Fleet
     process: Process
+    time_scale: float = 600.0
+
+    def polling(self) -> dict[str, str]:
+        """Wavegate's bounds on how long it waits between reads of Azure, scaled by aksim's
+        time factor as aksim scales Azure's clock: the SDK's 30 s default (real AKS sends no
+        Retry-After) becomes 30 s / time scale, never friendlier."""
+        return {
+            "WAVEGATE_POLL_MIN_SECONDS": f"{1 / self.time_scale:g}",
+            "WAVEGATE_POLL_MAX_SECONDS": f"{60 / self.time_scale:g}",
+        }
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -71,6 +81,7 @@ class Aksim:
             "AZURE_CA_BUNDLE": self.ca,
             "AZURE_CREDENTIAL": "static",
             "AZURE_STATIC_TOKEN": "wavegate-test",
+            **self.polling(),
         }
 
     def truth(self, cluster: Cluster) -> dict[str, Any]:
@@ -122,7 +133,7 @@ def start_aksim(tmp: Path, fleet: Fleet, time_scale: float = 600.0) -> Aksim:
         info = wait_ready(ready, process.running)
     except RuntimeError as exc:
         raise AssertionError(process.log()) from exc
-    return Aksim(info["endpoint"], info["ca"], fleet, process)
+    return Aksim(info["endpoint"], info["ca"], fleet, process, time_scale)
 
 
 def clean_fleet(clusters: int, subscriptions: int, seed: int) -> Fleet:
@@ -177,4 +188,6 @@ def wavegate_on_aksim(aksim: Aksim, settings) -> Aksim:
     settings.AZURE_CA_BUNDLE = aksim.ca
     settings.AZURE_CREDENTIAL = "static"
     settings.AZURE_STATIC_TOKEN = "wavegate-test"
+    for name, value in aksim.polling().items():
+        setattr(settings, name, float(value))
     return aksim

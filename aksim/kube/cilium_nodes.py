@@ -75,7 +75,7 @@ def list_cilium_nodes(call: Call) -> Response:
     _require_cilium(call)
     selector = parse_label_selector(call.query.get("labelSelector"))
     fields = parse_field_selector(call.query.get("fieldSelector"), ("metadata.name",))
-    with_rules = set(call.sim.nodes_with_user_rules(call.state))
+    with_rules = set(call.sim.monitor(call.state))
     items = []
     for view in _linux_views(call):
         obj = cilium_node_json(call, view, with_rules)
@@ -89,6 +89,6 @@ def get_cilium_node(call: Call) -> Response:
     name = call.params["name"]
     for view in _linux_views(call):
         if view.name == name:
-            with_rules = set(call.sim.nodes_with_user_rules(call.state))
+            with_rules = set(call.sim.monitor(call.state))
             return JSONResponse(cilium_node_json(call, view, with_rules))
     raise ApiError.not_found("ciliumnodes", name, "cilium.io")

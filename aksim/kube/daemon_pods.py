@@ -89,7 +89,7 @@ class DaemonPod:
     name: str
     namespace: str
     node: NodeView
-    phase: str  # "running" | "creating" | "unschedulable" | "pull-failed"
+    phase: str  # "running" | "creating" | "unschedulable" | "pull-failed" | "init-blocked"
     started: float
     containers: list[str]
     scan: bool
@@ -120,6 +120,8 @@ def daemon_pods(call: Call, ds: dict[str, Any]) -> list[tuple[dict[str, Any], Da
         if not _should_run(pod_spec, view):
             continue
         phase, started = _pod_phase(call, view, created)
+        if phase == "running" and view.agent_blocked and labels.get("k8s-app") == "cilium":
+            phase = "init-blocked"  # azure-iptables-monitor's init container holds the agent
         pod = DaemonPod(
             name=f"{metadata['name']}-{name_suffix(5, metadata['uid'], view.name)}",
             namespace=metadata["namespace"],
@@ -260,7 +262,13 @@ def _pod_status(call: Call, pod: DaemonPod, pod_spec: Mapping[str, Any]) -> dict
             "message": f"containers with unready status: [{' '.join(pod.containers)}]",
         }
     )
-    waiting_reason = "ContainerCreating" if pod.phase == "creating" else "ImagePullBackOff"
+    initializing = {
+        "reason": "ContainersNotInitialized",
+        "message": "containers with incomplete status: [iptables-monitor]",
+    }
+    waiting_reason = {"creating": "ContainerCreating", "init-blocked": "PodInitializing"}.get(
+        pod.phase, "ImagePullBackOff"
+    )
     statuses = []
     for container in pod_spec["containers"]:
         image = container["image"]
@@ -292,7 +300,9 @@ def _pod_status(call: Call, pod: DaemonPod, pod_spec: Mapping[str, Any]) -> dict
         "phase": "Running" if running else "Pending",
         "conditions": [
             condition("PodReadyToStartContainers", flag),
-            condition("Initialized", "True"),
+            condition("Initialized", "False", **initializing)
+            if pod.phase == "init-blocked"
+            else condition("Initialized", "True"),
             condition("Ready", flag, **not_ready),
             condition("ContainersReady", flag, **not_ready),
             condition("PodScheduled", "True"),

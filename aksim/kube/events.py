@@ -67,7 +67,7 @@ def list_events(call: Call) -> Response:
     selector = parse_label_selector(call.query.get("labelSelector"))
     namespace = call.params.get("namespace")
     with call.sim.lock:
-        call.sim.refresh_warnings(call.state)
+        call.sim.monitor(call.state)
         events = [e for e in call.state.events if namespace is None or e.namespace == namespace]
         objects = [event_json(call, e) for e in events]
     items = []

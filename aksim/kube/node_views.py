@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aksim.fleetfile import Cluster, Node, node_ip
 from aksim.kube.metadata import stable_hex, stable_uid
-from aksim.state import ClusterState, Simulator
+from aksim.state import AGENT_NOT_READY_TAINT, ClusterState, Simulator
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class NodeView:
     ready: bool
     taints: list[dict[str, str]]
     ebpf: bool
+    agent_blocked: bool = False  # the iptables monitor keeps its Cilium agent from starting
+    reimaged_at: float | None = None  # when it came back from its last reimage
 
     @property
     def name(self) -> str:
@@ -45,9 +47,14 @@ def node_uid(spec: Cluster, name: str) -> str:
 def node_views(sim: Simulator, state: ClusterState) -> list[NodeView]:
     spec = state.spec
     has_user_pool = any(p.mode == "User" for p in spec.pools)
+    sim.monitor(state)
     views = []
     for position, node in enumerate(spec.nodes()):
         ready = sim.node_ready(state, node)
+        blocked = sim.agent_blocked(state, node)
+        taints = _taints(node, ready, has_user_pool)
+        if blocked:  # Cilium's operator keeps pods off a node whose agent is not ready
+            taints.append({"key": AGENT_NOT_READY_TAINT, "value": "true", "effect": "NoSchedule"})
         views.append(
             NodeView(
                 node=node,
@@ -55,8 +62,10 @@ def node_views(sim: Simulator, state: ClusterState) -> list[NodeView]:
                 uid=node_uid(spec, node.name),
                 labels=sim.node_labels(state, node),
                 ready=ready,
-                taints=_taints(node, ready, has_user_pool),
+                taints=taints,
                 ebpf=sim.node_has_ebpf(state, node),
+                agent_blocked=blocked,
+                reimaged_at=sim.node_reimaged_at(state, node),
             )
         )
     return views

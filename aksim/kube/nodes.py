@@ -89,7 +89,8 @@ def _max_pods(spec: Cluster) -> int:
 
 def _node_conditions(view: NodeView, created: float, now: float) -> list[dict[str, Any]]:
     heartbeat = timestamp(now - (now % 10))
-    since = timestamp(created)
+    # A reimaged node registers again: its conditions changed when it came back.
+    since = timestamp(max(created, view.reimaged_at or created))
 
     def condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
         return {

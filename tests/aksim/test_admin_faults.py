@@ -41,7 +41,17 @@ def test_a_deleted_cluster_is_gone_from_arm_and_resource_graph(aksim):
     assert cluster.arm_id not in {c.id for c in client.managed_clusters.list()}
 
 
-def test_user_rules_added_to_a_node_make_aks_refuse_and_the_truth_say_so(aksim):
+def _monitor_sees(aksim, key: str, nodes: list[str]) -> dict:
+    """The truth once azure-iptables-monitor's next check has run (every 300 s / time scale)."""
+    deadline = time.monotonic() + 10
+    while True:
+        truth = aksim.admin("GET", f"clusters/{key}")
+        if truth["monitorSeesUserRulesOn"] == sorted(nodes) or time.monotonic() > deadline:
+            return truth
+        time.sleep(0.05)
+
+
+def test_user_rules_added_to_a_node_make_aks_refuse_after_the_monitor_sees_them(aksim):
     cluster = aksim.one(eligible_clean, "eligible clean cluster")
     nodes = [n.name for n in cluster.nodes() if n.linux][:2]
     truth = aksim.admin(
@@ -49,17 +59,34 @@ def test_user_rules_added_to_a_node_make_aks_refuse_and_the_truth_say_so(aksim):
         f"clusters/{cluster.key}/change",
         {"userRules": {nodes[0]: ["docker"], nodes[1]: ["fail2ban", "handwritten"]}},
     )
-
-    assert truth["bpfVethAccepted"] is False
     assert [n["node"] for n in truth["nodesWithUserRules"]] == sorted(nodes)
     assert all(
         rule["rule"].startswith("-A ") for n in truth["nodesWithUserRules"] for rule in n["rules"]
     )
+    # AKS refuses on what its monitor saw at its last check, not on the nodes as they are now.
+    assert truth["monitorSeesUserRulesOn"] == []
+    assert truth["bpfVethAccepted"] is True
+
+    truth = _monitor_sees(aksim, cluster.key, nodes)
+    assert truth["bpfVethAccepted"] is False
     client = aksim.container_service(cluster.subscription_id)
     body, _ = mode_update(client, cluster, "BpfVeth")
     with pytest.raises(HttpResponseError) as refused:
         client.managed_clusters.begin_create_or_update(cluster.resource_group, cluster.name, body)
     assert refused.value.error.message == IPTABLES_REFUSAL.format(count=2)
+
+
+def test_the_iptables_refusal_lingers_until_the_monitor_checks_again(aksim):
+    cluster = aksim.one(eligible_clean, "eligible clean cluster")
+    node = next(n.name for n in cluster.nodes() if n.linux)
+    aksim.admin("POST", f"clusters/{cluster.key}/change", {"userRules": {node: ["docker"]}})
+    assert _monitor_sees(aksim, cluster.key, [node])["bpfVethAccepted"] is False
+
+    truth = aksim.admin("POST", f"clusters/{cluster.key}/change", {"userRules": {node: []}})
+
+    assert truth["nodesWithUserRules"] == []
+    assert truth["refusal"]["code"] == "UserInstalledIPTablesRulesFound"  # still, for a while
+    assert _monitor_sees(aksim, cluster.key, [])["bpfVethAccepted"] is True
 
 
 def test_injected_server_errors_are_retried_by_the_sdk(aksim):
@@ -82,7 +109,7 @@ def test_injected_server_errors_are_retried_by_the_sdk(aksim):
 
 def test_a_failing_operation_ends_failed_and_leaves_the_mode(aksim):
     cluster = aksim.one(eligible_clean, "eligible clean cluster")
-    aksim.admin("PUT", "faults", {"lroFailureRate": 1.0})
+    aksim.admin("PUT", "faults", {"lroFailureRate": 1.0, "backgroundOperationRate": 0})
     client = aksim.container_service(cluster.subscription_id, polling_interval=0.2)
     body, _ = mode_update(client, cluster, "BpfVeth")
 
@@ -92,17 +119,19 @@ def test_a_failing_operation_ends_failed_and_leaves_the_mode(aksim):
     with pytest.raises(HttpResponseError):
         poller.result(timeout=60)
 
+    # ARM keeps the target in the resource: a failed enable reads BpfVeth with Failed, while
+    # the nodes never changed.
     after = client.managed_clusters.get(cluster.resource_group, cluster.name)
     assert after.properties.provisioning_state == "Failed"
-    assert (
-        after.properties.network_profile.advanced_networking.performance.acceleration_mode == "None"
-    )
+    performance = after.properties.network_profile.advanced_networking.performance
+    assert performance.acceleration_mode == "BpfVeth"
+    assert aksim.admin("GET", f"clusters/{cluster.key}")["accelerationMode"] == "None"
 
 
 def test_a_failure_rate_fails_exactly_that_share_of_operations(aksim):
     cluster = aksim.one(eligible_clean, "eligible clean cluster")
     client = aksim.container_service(cluster.subscription_id, polling_interval=0.2)
-    aksim.admin("PUT", "faults", {"lroFailureRate": 0.2})
+    aksim.admin("PUT", "faults", {"lroFailureRate": 0.2, "backgroundOperationRate": 0})
     outcomes = []
     for _ in range(10):  # back and forth: every PUT changes the mode (a failure leaves it)
         current = client.managed_clusters.get(cluster.resource_group, cluster.name)
@@ -160,3 +189,22 @@ def test_reset_brings_back_the_fleet_file(aksim):
 
     assert aksim.truth(cluster)["deleted"] is False
     assert aksim.admin("GET", "faults")["latencyMs"] == 0
+
+
+def test_retry_after_is_sent_only_when_the_fault_asks_for_it(aksim):
+    cluster = aksim.one(eligible_clean, "eligible clean cluster")
+    aksim.admin("PUT", "faults", {"retryAfter": True, "backgroundOperationRate": 0})
+    client = aksim.container_service(cluster.subscription_id, polling_interval=0.2)
+    body, _ = mode_update(client, cluster, "BpfVeth")
+
+    poller = client.managed_clusters.begin_create_or_update(
+        cluster.resource_group, cluster.name, body
+    )
+
+    # AKS sends none (the SDK then waits 30 s); with the fault, about a tenth of the operation.
+    delay = poller.polling_method()._extract_delay()
+    assert 1 <= delay < 30
+    assert aksim.admin("GET", "faults")["retryAfter"] is True
+    assert poller.result(timeout=60).properties.provisioning_state == "Succeeded"
+    aksim.reset()
+    assert aksim.admin("GET", "faults")["retryAfter"] is False

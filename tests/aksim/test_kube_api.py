@@ -490,7 +490,7 @@ def test_it_leaves_pods_pending_where_they_cannot_run(in_process: Endpoint) -> N
     assert running.status.phase == "Running"
 
 
-def test_it_reports_warning_events_that_repeat(in_process: Endpoint) -> None:
+def test_it_reports_a_new_warning_event_per_check(in_process: Endpoint) -> None:
     sim = in_process.sim
     state = sim.clusters["cilium"]
     first = sim.emit_warning(state, USER_NODE, "BlockedIPTablesRule", sim.now())
@@ -515,9 +515,13 @@ def test_it_reports_warning_events_that_repeat(in_process: Endpoint) -> None:
     assert len(core.list_namespaced_event("default").items) == 2
     assert core.list_namespaced_event("kube-system").items == []
 
-    sim.emit_warning(state, USER_NODE, "BlockedIPTablesRule", sim.now())
+    # The monitor creates a new event at each check (count 1), it never raises a count.
+    second = sim.emit_warning(state, USER_NODE, "BlockedIPTablesRule", sim.now() + 300)
     again = events("reason=BlockedIPTablesRule")
-    assert [(e.metadata.uid, e.count) for e in again] == [(first.uid, 2)]
+    assert sorted((e.metadata.uid, e.count) for e in again) == sorted(
+        [(first.uid, 1), (second.uid, 1)]
+    )
+    assert second.name == f"{USER_NODE}.{int(second.first)}"
     with pytest.raises(ApiException) as error:
         events("spec.nonsense=1")
     assert error.value.status == 400

@@ -140,7 +140,8 @@ def test_it_agrees_with_aksims_aks_rule_for_every_generated_window():
         }
         for quarter in range(0, 7 * 24 * 4, 3):
             moment = start + datetime.timedelta(minutes=15 * quarter)
-            assert window_open(stored, moment) == _in_maintenance_window(cluster, moment), (
+            window = cluster.maintenance["aksManagedNodeOSUpgradeSchedule"]["maintenanceWindow"]
+            assert window_open(stored, moment) == _in_maintenance_window(window, moment), (
                 cluster.name,
                 moment,
             )

@@ -4,6 +4,7 @@ truth and through the Kubernetes API afterwards."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -131,6 +132,11 @@ def test_user_rules_on_3_of_20_nodes_block_with_exactly_those_rules(fleet, opera
     assert len(nodes) == 20
     dirty = {nodes[1]: ["docker"], nodes[7]: ["calico", "fail2ban"], nodes[19]: ["handwritten"]}
     fleet.admin("POST", f"clusters/{cluster.key}/change", {"userRules": dirty})
+    # AKS's iptables monitor labels them at its next check (300 s of Azure time).
+    deadline = time.monotonic() + 10
+    while fleet.truth(cluster)["monitorSeesUserRulesOn"] != sorted(dirty):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
     scan = scan_now(fleet, "twenty", operator)
 

@@ -337,7 +337,10 @@ def test_a_wave_survives_its_worker_killed_at_random_moments(
     refused = [p for p in puts["refused"] if p["clusterId"] in ours]
     twice = {c: n for c, n in Counter(p["clusterId"] for p in accepted).items() if n > 1}
     assert not twice, f"clusters sent more than one PUT: {twice}\n{summary}"
-    assert not refused, f"PUTs aksim refused: {refused}\n{summary}"
+    # Refused only as AKS refuses while it runs an operation of its own (409), or when one of
+    # them ended between the engine's read and its PUT (412): never as a second change.
+    odd = [p for p in refused if p["status"] not in (409, 412)]
+    assert not odd, f"PUTs aksim refused: {odd}\n{summary}"
     assert len(accepted) == len(targets) == CLUSTERS, summary
     assert {t.request_id for t in targets} == {p["clientRequestId"] for p in accepted}, summary
     assert statuses == {T.ENABLED: CLUSTERS}, summary

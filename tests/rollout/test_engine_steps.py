@@ -70,17 +70,36 @@ def test_a_cluster_with_user_rules_is_blocked_by_its_fresh_preflight_and_never_c
     assert fleet.admin("GET", "puts")["refused"] == []
 
 
-def test_a_failed_operation_fails_the_target_with_what_to_do(fleet, personas):
+def test_a_failed_operation_is_sent_once_more_then_fails_with_azures_message(fleet, personas):
     spec = fleet.one(eligible_clean, "eligible clean cluster")
     fleet.admin("PUT", "faults", {"lroFailureRate": 1.0})
     target = target_for(spec, personas)
 
     assert run_until_settled(target)[-1] == "failed"
 
+    # ARM kept the target: the cluster read BpfVeth in provisioning state Failed, so the same
+    # change went once more; the second failure is final, with Azure's own code and message.
     target.refresh_from_db()
-    assert target.error_code == "OperationFailed"
-    assert "Retry the cluster or roll it back" in target.error_message
-    assert len(accepted_puts(fleet, spec)) == 1
+    assert target.error_code == "ReconcileVMSSAgentPoolFailed"
+    assert "again, after Wavegate sent the change once more" in target.error_message
+    assert "failed while reimaging nodes" in target.error_message
+    assert len(accepted_puts(fleet, spec)) == 2
+
+
+def test_a_failed_operation_that_succeeds_when_sent_again_enables_the_cluster(fleet, personas):
+    spec = fleet.one(eligible_clean, "eligible clean cluster")
+    fleet.admin("PUT", "faults", {"lroFailureRate": 1.0})
+    target = target_for(spec, personas)
+    seen = [target.status]
+    while not (seen[-1] == "ready" and "enabling" in seen):  # the first operation failed
+        seen.append(engine.advance(target.pk, go_on=False).status)
+        assert seen[-1] != "failed", seen
+        assert len(seen) < 400, seen
+        time.sleep(0.02)
+    fleet.admin("PUT", "faults", {"lroFailureRate": 0.0})
+
+    assert run_until_settled(target)[-1] == "enabled"
+    assert len(accepted_puts(fleet, spec)) == 2
 
 
 def test_a_target_left_enabling_without_a_token_is_resolved_by_reading_the_cluster(fleet, personas):

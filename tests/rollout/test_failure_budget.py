@@ -1,4 +1,5 @@
-"""With 20% of aksim's operations failing, a wave pauses at its failure budget and says why;
+"""With three clusters whose operations fail (each twice: Wavegate sends a failed change once
+more by itself), a wave pauses at its failure budget and says why;
 resuming is refused until the failures are dealt with; retry, skip and roll back then work, roll
 back returns clusters to None in aksim, and the plan runs to its end."""
 
@@ -52,7 +53,6 @@ def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled
     fleet, personas, webhook, eager, django_capture_on_commit_callbacks
 ):
     operator, approver = personas["operator"], personas["approver"]
-    fleet.admin("PUT", "faults", {"lroFailureRate": 0.2})  # every fifth operation fails
     with django_capture_on_commit_callbacks(execute=True):
         plan = submitted_plan(
             operator,
@@ -65,6 +65,10 @@ def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled
         )
     wave = plan.waves.get()
     assert wave.targets.count() == CLUSTERS
+    doomed = [t.cluster.name for t in wave.targets.order_by("position").select_related("cluster")]
+    for spec in fleet.fleet.clusters:
+        if spec.name in doomed[2:5]:  # the operation and its one re-send both fail
+            fleet.admin("POST", f"clusters/{spec.key}/change", {"failOperations": 2})
     run_tick()
     actions.approve_wave(wave, acting_user=approver, comment="go")
 
@@ -95,14 +99,14 @@ def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled
     assert counts[T.FAILED] == 3
     assert counts[T.PENDING] > 0
     sent = puts(fleet)
-    assert len(sent) == CLUSTERS - counts[T.PENDING]
+    assert len(sent) == CLUSTERS - counts[T.PENDING] + 3  # each failed one was sent twice
     failed = list(plan.targets.filter(status=T.FAILED).select_related("cluster"))
-    assert all(t.error_code == "OperationFailed" for t in failed)
+    assert sorted(t.cluster.name for t in failed) == sorted(doomed[2:5])
+    assert all(t.error_code == "ReconcileVMSSAgentPoolFailed" for t in failed)
 
     with pytest.raises(actions.ActionRefused, match="still has 3 failed clusters"):
         actions.resume_plan(plan, acting_user=operator)
 
-    fleet.admin("PUT", "faults", {"lroFailureRate": 0.0})
     retried, skipped, rolled = failed
     enabled = plan.targets.filter(status=T.ENABLED).select_related("cluster").first()
     actions.retry_target(retried, acting_user=operator)
@@ -121,7 +125,7 @@ def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled
 
     final = {t.pk: t for t in RolloutTarget.objects.filter(plan=plan).select_related("cluster")}
     assert final[retried.pk].status == T.ENABLED
-    assert final[retried.pk].attempts == 2
+    assert final[retried.pk].attempts == 3  # sent, sent once more, retried
     assert final[skipped.pk].status == T.SKIPPED
     assert final[rolled.pk].status == final[enabled.pk].status == T.ROLLED_BACK
     now = modes(fleet)
@@ -130,8 +134,9 @@ def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled
     assert now[rolled.cluster.name] == now[enabled.cluster.name] == "None"
     others = [t for t in final.values() if t.pk not in (retried.pk, skipped.pk, rolled.pk)]
     assert all(now[t.cluster.name] == "BpfVeth" for t in others if t.pk != enabled.pk)
-    # One PUT per cluster, one for the retry, one None per roll back: nothing twice.
-    assert len(puts(fleet)) == CLUSTERS + 1 + 2
+    # One PUT per cluster, a re-send per failed one, one for the retry, one None per roll
+    # back: nothing else.
+    assert len(puts(fleet)) == CLUSTERS + 3 + 1 + 2
     actions_seen = set(AuditEvent.objects.values_list("action", flat=True))
     assert {
         "rollout.plan_paused",

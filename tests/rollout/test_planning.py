@@ -215,3 +215,17 @@ def test_waves_always_partition_the_chosen_clusters_in_order(n, steps):
     ends = [sum(sizes(plan.waves)[: i + 1]) for i in range(len(plan.waves))]
     assert ends == sorted({t for t in totals if t})
     assert ends[-1:] == ([n] if n else [])
+
+
+def test_a_cluster_that_reads_bpfveth_after_a_failed_change_is_not_already_at_bpfveth():
+    # ARM keeps the target mode after a failed enable: the cluster reads BpfVeth, Failed.
+    clusters = [
+        Candidate(0, "aks-000", "s", "r", "canary", {}, True, acceleration_mode=BPFVETH),
+        Candidate(1, "aks-001", "s", "r", "canary", {}, True, acceleration_mode=BPFVETH,
+                  provisioning_state="Failed"),
+    ]  # fmt: skip
+
+    plan = cut(clusters, Selection(), "100%", goal=BPFVETH)
+
+    assert [c.id for w in plan.waves for c in w] == [1]  # sent again: it reconciles
+    assert [(e.candidate.id, e.reason) for e in plan.excluded] == [(0, "already at BpfVeth")]
