@@ -95,3 +95,25 @@ def list_all(call: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
         token = (page.get("metadata") or {}).get("continue")
         if not token:
             return items
+
+
+USER_RULES_LABEL = "kubernetes.azure.com/user-iptables-rules"
+
+
+def labelled_user_rules(api: k8s.ApiClient, timeout: float) -> list[str]:
+    """Nodes whose CiliumNode carries AKS's own `user-iptables-rules=true` label (its iptables
+    monitor sets it, as of its last check); none where the CiliumNode resource is absent."""
+    custom = k8s.CustomObjectsApi(api)
+    try:
+        answer = custom.list_cluster_custom_object(
+            "cilium.io",
+            "v2",
+            "ciliumnodes",
+            label_selector=f"{USER_RULES_LABEL}=true",
+            _request_timeout=timeout,
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return []
+        raise
+    return sorted(str(item["metadata"]["name"]) for item in answer.get("items") or [])

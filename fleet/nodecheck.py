@@ -25,10 +25,9 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from fleet.kubernetes import CannotConnect, connect, explain, list_all
+from fleet.kubernetes import CannotConnect, connect, explain, labelled_user_rules, list_all
 
 EBPF_LABEL = "kubernetes.azure.com/ebpf-host-routing"
-USER_RULES_LABEL = "kubernetes.azure.com/user-iptables-rules"
 AGENT_NOT_READY_TAINT = "node.cilium.io/agent-not-ready"
 WARNING_REASONS = ("UnexpectedIPTablesRules", "BlockedIPTablesRule")
 
@@ -220,31 +219,12 @@ def _check(
     }
     found.agents_not_ready = [n for n in found.nodes if n not in ready_agents]
     if goal == "BpfVeth":
-        found.user_rules = _labelled_user_rules(api, timeout)
+        found.user_rules = labelled_user_rules(api, timeout)
     if since is not None:
         found.warnings = _warnings(core, since.replace(microsecond=0), timeout)
     for names in (found.not_ready, found.not_reimaged, found.tainted, found.labelled):
         names.sort()
     return found
-
-
-def _labelled_user_rules(api: k8s.ApiClient, timeout: float) -> list[str]:
-    """CiliumNodes labelled by azure-iptables-monitor as holding user rules (none where the
-    CiliumNode resource does not exist)."""
-    custom = k8s.CustomObjectsApi(api)
-    try:
-        answer = custom.list_cluster_custom_object(
-            "cilium.io",
-            "v2",
-            "ciliumnodes",
-            label_selector=f"{USER_RULES_LABEL}=true",
-            _request_timeout=timeout,
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return []
-        raise
-    return sorted(str(item["metadata"]["name"]) for item in answer.get("items") or [])
 
 
 def _warnings(core: k8s.CoreV1Api, since: datetime.datetime, timeout: float) -> list[WarningEvent]:

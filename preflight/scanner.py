@@ -26,14 +26,19 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from fleet.kubernetes import CannotConnect, connect, explain, list_all
+from fleet.kubernetes import (
+    CannotConnect,
+    connect,
+    explain,
+    labelled_user_rules,
+    list_all,
+)
 from preflight import iptables
 
 log = logging.getLogger(__name__)
 
 SCAN_LABEL = "wavegate.io/scan"
 SCAN_LABEL_VALUE = "iptables"
-USER_RULES_LABEL = "kubernetes.azure.com/user-iptables-rules"
 # The Wavegate installation that created a scan namespace: its reaper deletes only its own.
 INSTALLATION_LABEL = "wavegate.io/installation"
 NAMESPACE_PREFIX = "wavegate-scan-"
@@ -298,25 +303,6 @@ def _waiting_reason(pod: dict[str, Any]) -> str:
     return f"its scan pod is {status.get('phase') or 'Unknown'}"
 
 
-def _labelled_nodes(api: k8s.ApiClient, timeout: float) -> list[str]:
-    """Nodes whose CiliumNode carries AKS's own user-iptables-rules=true label (AKS sets it on
-    Cilium clusters); none where the CRD is absent."""
-    custom = k8s.CustomObjectsApi(api)
-    try:
-        answer = custom.list_cluster_custom_object(
-            "cilium.io",
-            "v2",
-            "ciliumnodes",
-            label_selector=f"{USER_RULES_LABEL}=true",
-            _request_timeout=timeout,
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return []
-        raise
-    return sorted(item["metadata"]["name"] for item in answer.get("items") or [])
-
-
 def scan(
     kubeconfig: dict[str, Any],
     *,
@@ -355,7 +341,7 @@ def _scan(
         nodes = list_all(
             core.list_node, label_selector="kubernetes.io/os=linux", _request_timeout=timeout
         )
-        labelled = _labelled_nodes(api, timeout)
+        labelled = labelled_user_rules(api, timeout)
     except (ApiException, urllib3.exceptions.HTTPError) as exc:
         unreachable = not isinstance(exc, ApiException) or exc.status == 0
         if private and unreachable:

@@ -74,3 +74,18 @@ def mode_update(client, cluster: Cluster, mode: str) -> tuple[cs_models.ManagedC
         enabled=True, performance=cs_models.AdvancedNetworkingPerformance(acceleration_mode=mode)
     )
     return current, current.e_tag
+
+
+def changeable(aksim, count: int = 1) -> list[Cluster]:
+    """`count` eligible, running clusters with nothing AKS would refuse the change for first:
+    no user rules, node disruption policy Allow."""
+    found = aksim.clusters(
+        lambda c: (
+            _eligible(c)
+            and c.power_state == "Running"
+            and c.node_disruption_policy == "Allow"
+            and not c.user_rules
+        )
+    )[:count]
+    assert len(found) == count, "the test fleet has too few changeable clusters"
+    return found

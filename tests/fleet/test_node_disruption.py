@@ -16,6 +16,7 @@ from fleet.disruption import Disruption, disruption_verdict
 from fleet.maintenance import next_open, window_open
 from fleet.models import Cluster
 from fleet.sync import run_sync
+from tests.aksim.builders import changeable
 
 pytestmark = pytest.mark.django_db
 
@@ -24,20 +25,6 @@ SCHEDULE = "aksManagedNodeOSUpgradeSchedule"
 
 def row(cluster) -> Cluster:
     return Cluster.objects.get(arm_id=cluster.arm_id.lower())
-
-
-def changeable(aksim, count: int = 1):
-    """Eligible, running clusters with nothing on their nodes that AKS would refuse first."""
-    found = aksim.clusters(
-        lambda c: (
-            _eligible(c)
-            and c.power_state == "Running"
-            and c.node_disruption_policy == "Allow"
-            and not c.user_rules
-        )
-    )
-    assert len(found) >= count, "the test fleet has too few changeable clusters"
-    return found[:count]
 
 
 def weekly(day: datetime.date, *, interval: int, start: datetime.date, hours: int = 24) -> dict:

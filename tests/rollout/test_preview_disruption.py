@@ -10,11 +10,11 @@ import re
 import pytest
 from django.urls import reverse
 
-from aksim.generate import _eligible
 from fleet.choices import SyncTrigger
 from fleet.sync import run_sync
 from rollout.models import RolloutPlan
 from rollout.planning import BPFVETH, NONE, Candidate, Selection, cut, estimate
+from tests.aksim import builders
 from tests.factories import plan_form
 
 pytestmark = pytest.mark.django_db
@@ -23,17 +23,8 @@ SCHEDULE = "aksManagedNodeOSUpgradeSchedule"
 
 
 def changeable(aksim, count: int):
-    """Eligible, running clusters that AKS would change at any time: nothing on their nodes,
-    policy Allow, and no maintenance configuration (the engine would wait for it otherwise)."""
-    found = aksim.clusters(
-        lambda c: (
-            _eligible(c)
-            and c.power_state == "Running"
-            and c.node_disruption_policy == "Allow"
-            and not c.user_rules
-        )
-    )[:count]
-    assert len(found) == count, "the test fleet has too few changeable clusters"
+    """Changeable clusters with no maintenance configuration (the engine would wait for it)."""
+    found = builders.changeable(aksim, count)
     for cluster in found:
         aksim.admin("POST", f"clusters/{cluster.key}/change", {"maintenance": {}})
     return found
