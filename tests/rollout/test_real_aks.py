@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.urls import reverse
 
 from aksim.fleetfile import Cluster as Spec
 from fleet.azure import gateway
@@ -55,7 +56,7 @@ def monitor_sees(aksim: Aksim, spec: Spec, nodes: list[str]) -> None:
         time.sleep(0.05)
 
 
-def test_nodes_without_the_ebpf_label_still_verify(fleet, personas):
+def test_nodes_without_the_ebpf_label_still_verify(fleet, personas, client_as):
     spec = fleet.one(eligible_clean, "eligible clean cluster")
     change(fleet, spec, ebpfLabel=False)  # its value is documented nowhere: never required
     target = lone_target(personas["operator"], spec.name)
@@ -64,7 +65,12 @@ def test_nodes_without_the_ebpf_label_still_verify(fleet, personas):
 
     target.refresh_from_db()
     linux = [n for n in spec.nodes() if n.linux]
-    assert target.profile_after["labels"].startswith(f"0 of {len(linux)} Linux node(s)")
+    note = f"0 of {len(linux)} Linux node(s) carry the kubernetes.azure.com/ebpf-host-routing"
+    assert target.profile_after["labels"].startswith(note)
+    page = client_as("viewer").get(
+        reverse("rollout:wave", args=[target.plan_id, target.wave.index])
+    )
+    assert note in page.content.decode()  # shown on the wave page, for the record
 
 
 def test_a_409_while_aks_runs_its_own_operation_waits_and_sends_the_change_again(fleet, personas):
