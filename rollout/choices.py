@@ -227,7 +227,13 @@ class RolloutEvent(models.TextChoices):
     TARGET_RETRIED = "rollout.target_retried", "Cluster retried"
     TARGET_MARKED_DONE = "rollout.target_marked_done", "Cluster marked done after a check by hand"
     TARGET_SKIPPED = "rollout.target_skipped", "Cluster skipped"
-    EMERGENCY_ROLLBACK = "rollout.emergency_rollback", "Cluster roll back started"
+    TARGET_ROLLBACK_STARTED = "rollout.target_rollback_started", "Cluster roll back started"
+    # The name the start of every roll back was recorded under until 2026-12-04, although most
+    # were an operator's ordinary roll back of a cluster or a wave: kept to read old events.
+    EMERGENCY_ROLLBACK = (
+        "rollout.emergency_rollback",
+        "Cluster roll back started (recorded as an emergency roll back before 2026-12-04)",
+    )
     TARGET_ROLLBACK_SENT = "rollout.target_rollback_sent", "Cluster roll back sent to Azure"
     TARGET_ROLLED_BACK = "rollout.target_rolled_back", "Cluster rolled back"
 
@@ -265,6 +271,6 @@ TARGET_EVENTS: Mapping[str, RolloutEvent] = {
     T.BLOCKED: E.TARGET_BLOCKED,
     T.FAILED: E.TARGET_FAILED,
     T.SKIPPED: E.TARGET_SKIPPED,
-    T.ROLLING_BACK: E.EMERGENCY_ROLLBACK,
+    T.ROLLING_BACK: E.TARGET_ROLLBACK_STARTED,
     T.ROLLED_BACK: E.TARGET_ROLLED_BACK,
 }

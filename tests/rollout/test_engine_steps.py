@@ -148,7 +148,7 @@ def test_an_operator_rolls_a_changed_cluster_back_to_none(fleet, personas):
     puts = accepted_puts(fleet, spec)
     assert [p["mode"] for p in puts] == ["BpfVeth", "None"]
     assert len({p["clientRequestId"] for p in puts}) == 2
-    events = AuditEvent.objects.filter(action="rollout.emergency_rollback")
+    events = AuditEvent.objects.filter(action="rollout.target_rollback_started")
     assert [e.after["comment"] for e in events] == ["latency regression"]
 
 

@@ -142,7 +142,7 @@ def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled
         "rollout.plan_paused",
         "rollout.target_retried",
         "rollout.target_skipped",
-        "rollout.emergency_rollback",
+        "rollout.target_rollback_started",
         "rollout.plan_resumed",
         "rollout.plan_completed",
     } <= actions_seen
