@@ -22,7 +22,7 @@ from rollout.transitions import move_target
 
 T = TargetStatus
 
-# Azure's refusals that pass with time (rollout/engine.py `_retry_later`).
+# Azure's refusals that pass with time (`retry_later`).
 IPTABLES_REFUSED = "UserInstalledIPTablesRulesFound"
 OUTSIDE_DISRUPTION_WINDOW = "OperationOutsideNodeDisruptionWindow"
 
@@ -50,17 +50,17 @@ def retry_later(target: RolloutTarget, exc: AzureError) -> float | None:
         )
         wait = busy
     elif exc.code == IPTABLES_REFUSED:
-        minutes = settings.WAVEGATE_IPTABLES_REFUSAL_RETRY_MINUTES
-        until = since + datetime.timedelta(minutes=minutes)
-        if now >= until:
+        patience = _monitor_patience(target)
+        if patience is None:
             return None
+        since, until, wait = patience
         said = (
             "AKS still reports user-installed iptables rules. Its iptables monitor re-checks "
             "the nodes every few minutes, so a refusal can outlast the rules' removal: Wavegate "
-            f"retries, backing off, until {until:%H:%M} UTC "
-            f"(WAVEGATE_IPTABLES_REFUSAL_RETRY_MINUTES = {minutes:g}), then fails the cluster."
+            f"retries, backing off, until {until:%H:%M} UTC (WAVEGATE_IPTABLES_REFUSAL_RETRY_"
+            f"MINUTES = {settings.WAVEGATE_IPTABLES_REFUSAL_RETRY_MINUTES:g}), then fails the "
+            "cluster."
         )
-        wait = min(300.0, max(busy, (now - since).total_seconds()))
     elif exc.code == OUTSIDE_DISRUPTION_WINDOW and target.plan.respect_maintenance_windows:
         said = (
             "Outside the cluster's node disruption window (policy AllowDuringMaintenanceWindow): "
@@ -97,12 +97,11 @@ def await_monitor(target: RolloutTarget, scan: PreflightScan) -> float | None:
     may have been removed a short while ago and AKS's iptables monitor not checked again yet.
     Scan again, backing off, for WAVEGATE_IPTABLES_REFUSAL_RETRY_MINUTES; the seconds to wait,
     or None once that time is up (the cluster is blocked)."""
-    now = timezone.now()
-    since = target.retrying_since or now
-    minutes = settings.WAVEGATE_IPTABLES_REFUSAL_RETRY_MINUTES
-    until = since + datetime.timedelta(minutes=minutes)
-    if now >= until:
+    patience = _monitor_patience(target)
+    if patience is None:
         return None
+    since, until, wait = patience
+    minutes = settings.WAVEGATE_IPTABLES_REFUSAL_RETRY_MINUTES
     RolloutTarget.objects.filter(pk=target.pk, status=T.PREFLIGHT).update(
         retrying_since=since,
         rescan_after=scan.finished_at,
@@ -111,7 +110,22 @@ def await_monitor(target: RolloutTarget, scan: PreflightScan) -> float | None:
         f"off, until {until:%H:%M} UTC (WAVEGATE_IPTABLES_REFUSAL_RETRY_MINUTES = {minutes:g}), "
         "then blocks the cluster if the label is still there.",
     )
-    return min(300.0, max(settings.WAVEGATE_BUSY_RETRY_SECONDS, (now - since).total_seconds()))
+    return wait
+
+
+def _monitor_patience(
+    target: RolloutTarget,
+) -> tuple[datetime.datetime, datetime.datetime, float] | None:
+    """How long the engine goes on waiting for AKS's iptables monitor to check again: (since,
+    until, the wait before the next try, backing off from WAVEGATE_BUSY_RETRY_SECONDS to 5
+    minutes), or None once WAVEGATE_IPTABLES_REFUSAL_RETRY_MINUTES have passed."""
+    now = timezone.now()
+    since = target.retrying_since or now
+    until = since + datetime.timedelta(minutes=settings.WAVEGATE_IPTABLES_REFUSAL_RETRY_MINUTES)
+    if now >= until:
+        return None
+    waited = (now - since).total_seconds()
+    return since, until, min(300.0, max(settings.WAVEGATE_BUSY_RETRY_SECONDS, waited))
 
 
 def operation_ended(target: RolloutTarget, azure: Azure, read: OperationStatus) -> None:

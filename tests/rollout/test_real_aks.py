@@ -171,7 +171,10 @@ def test_an_iptables_refusal_that_outlasts_the_rules_is_retried_until_aks_accept
     assert run_until_settled(target)[-1] == "enabled"
     refused = puts(fleet, spec, "refused")
     assert refused
-    assert {p["errorCode"] for p in refused} == {"UserInstalledIPTablesRulesFound"}
+    codes = {p["errorCode"] for p in refused}
+    assert "UserInstalledIPTablesRulesFound" in codes
+    # and, among this many PUTs, perhaps one that met an operation of AKS's own (409, 412)
+    assert codes <= {"UserInstalledIPTablesRulesFound", "OperationNotAllowed", "PreconditionFailed"}
     assert len(puts(fleet, spec, "accepted")) == 1
 
 
