@@ -54,6 +54,30 @@ class Entry:
     object_label: str = ""
     before: Any = None
     after: Any = None
+    # The cluster and plan it concerns (the auditor's filters); derived from the object when
+    # it is a cluster or a plan and these are left empty.
+    cluster_id: int | None = None
+    plan_id: int | None = None
+
+
+def _subjects(entry: Entry) -> tuple[int | None, int | None]:
+    cluster_id, plan_id = entry.cluster_id, entry.plan_id
+    if entry.object_id.isdigit():
+        if cluster_id is None and entry.object_type == "fleet.cluster":
+            cluster_id = int(entry.object_id)
+        if plan_id is None and entry.object_type == "rollout.rolloutplan":
+            plan_id = int(entry.object_id)
+    return cluster_id, plan_id
+
+
+def _object_subjects(obj: models.Model) -> tuple[int | None, int | None]:
+    """The cluster and plan of an object that belongs to one (a scan, a wave, a target)."""
+    cluster_id = getattr(obj, "cluster_id", None)
+    plan_id = getattr(obj, "plan_id", None)
+    return (
+        cluster_id if isinstance(cluster_id, int) else None,
+        plan_id if isinstance(plan_id, int) else None,
+    )
 
 
 def _actor(acting_user: Any) -> tuple[Any, str, context.Context | None]:
@@ -77,6 +101,8 @@ def record(
     object_label: str = "",
     before: Any = None,
     after: Any = None,
+    cluster_id: int | None = None,
+    plan_id: int | None = None,
 ) -> AuditEvent:
     """Append one event in the caller's transaction: it exists only if that transaction commits.
 
@@ -87,7 +113,10 @@ def record(
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_label = object_label or str(obj)
-    entry = Entry(action, object_type, object_id, object_label, before, after)
+        owning_cluster, owning_plan = _object_subjects(obj)
+        cluster_id = cluster_id if cluster_id is not None else owning_cluster
+        plan_id = plan_id if plan_id is not None else owning_plan
+    entry = Entry(action, object_type, object_id, object_label, before, after, cluster_id, plan_id)
     return record_many([entry], acting_user=acting_user)[0]
 
 
@@ -120,6 +149,7 @@ def record_many(entries: Iterable[Entry], *, acting_user: Any = None) -> list[Au
         events = []
         for entry in entries:
             seq += 1
+            cluster_id, plan_id = _subjects(entry)
             event = AuditEvent(
                 seq=seq,
                 at=at,
@@ -134,6 +164,8 @@ def record_many(entries: Iterable[Entry], *, acting_user: Any = None) -> list[Au
                 before=_plain(entry.before),
                 after=_plain(entry.after),
                 request_id=ctx.request_id if ctx else "",
+                cluster_id=cluster_id,
+                plan_id=plan_id,
                 prev_hash=prev_hash,
             )
             event.hash = event_hash(event.chain_fields())

@@ -27,6 +27,7 @@ def insert_rows(model: type[models.Model], objects: Sequence[models.Model]) -> N
         f
         for f in model._meta.concrete_fields
         if not (f.primary_key and getattr(objects[0], f.attname) is None)
+        and not getattr(f, "generated", False)
     ]
     columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
     table = connection.ops.quote_name(model._meta.db_table)

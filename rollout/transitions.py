@@ -76,6 +76,8 @@ def target_entry(
             "error": target.error_message,
             **(details or {}),
         },
+        cluster_id=target.cluster_id,
+        plan_id=target.plan_id,
     )
 
 
