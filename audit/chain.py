@@ -101,10 +101,13 @@ class Verdict:
         return self.first_broken is None
 
 
-def verify(events: Iterable[Mapping[str, Any]]) -> Verdict:
-    """Walk events in sequence order and name the first one that breaks the chain."""
-    expected_prev = GENESIS
-    expected_seq = 1
+def verify(
+    events: Iterable[Mapping[str, Any]], *, after_seq: int = 0, after_hash: str = GENESIS
+) -> Verdict:
+    """Walk events in sequence order and name the first one that breaks the chain: the whole
+    chain, or (after_seq, after_hash) the part after an event already verified."""
+    expected_prev = after_hash
+    expected_seq = after_seq + 1
     count = 0
     for event in events:
         seq = event["seq"]

@@ -69,3 +69,10 @@ def category_of(action: str) -> str:
 def outcome_of(action: str) -> str:
     refused = action.endswith("refused") or action in _REFUSED_WITHOUT_THE_WORD
     return Outcome.REFUSED.value if refused else Outcome.DONE.value
+
+
+class AuditAction(models.TextChoices):
+    """The audit log's own events."""
+
+    CHAIN_BROKEN = "audit.chain_broken", "Chain found broken"
+    BREAK_ACKNOWLEDGED = "audit.break_acknowledged", "Broken chain acknowledged"

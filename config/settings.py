@@ -103,6 +103,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
                 "rollout.context_processors.banner",
+                "audit.context_processors.chain_banner",
             ],
         },
     },
@@ -305,12 +306,33 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "fleet.expire_abandoned_scans",
         **_every(env.float("WAVEGATE_SCAN_EXPIRY_CHECK_SECONDS", default=300.0)),
     },
+    # The audit chain's head is signed and anchored outside the database every minute in
+    # which events were added (audit/anchor.py), and what was added is checked (banner and
+    # audit.chain_broken when something is wrong).
+    "audit-checkpoint": {
+        "task": "audit.checkpoint",
+        **_every(env.float("WAVEGATE_AUDIT_CHECKPOINT_SECONDS", default=60.0)),
+    },
+    "audit-verify": {
+        "task": "audit.verify_increment",
+        **_every(env.float("WAVEGATE_AUDIT_VERIFY_SECONDS", default=60.0)),
+    },
     # Scan namespaces a dead worker left on recently scanned clusters are deleted, and audited.
     "reap-scan-leftovers": {
         "task": "preflight.reap_leftovers",
         **_every(env.float("WAVEGATE_SCAN_REAP_SECONDS", default=300.0)),
     },
 }
+
+# --- Audit anchors -----------------------------------------------------------------------------
+# The key that signs checkpoints of the audit chain (HMAC-SHA256): a file only Wavegate's
+# processes can read, never the database. Empty: no checkpoints (audit_verify says so).
+WAVEGATE_AUDIT_HMAC_KEY_FILE = env.str("WAVEGATE_AUDIT_HMAC_KEY_FILE", default="")
+# Every checkpoint is appended here (JSON lines) before the database stores it: keep the file
+# where the database's administrators cannot rewrite it (another volume, append-only storage).
+WAVEGATE_AUDIT_CHECKPOINT_FILE = env.str("WAVEGATE_AUDIT_CHECKPOINT_FILE", default="")
+# Optionally also POSTed (JSON) to this address, e.g. a log collector's.
+WAVEGATE_AUDIT_CHECKPOINT_WEBHOOK = env.str("WAVEGATE_AUDIT_CHECKPOINT_WEBHOOK", default="")
 
 # --- Azure -----------------------------------------------------------------------------------
 # Production talks to ARM with DefaultAzureCredential; the demo and tests point the same SDK
