@@ -5,5 +5,6 @@ from audit import views
 app_name = "audit"
 urlpatterns = [
     path("", views.event_list, name="events"),
+    path("events/<int:seq>/", views.event_detail, name="event"),
     path("verify/", views.verify, name="verify"),
 ]
