@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+import audit
 from accounts.roles import Role
 from fleet.models import Cluster
 from rollout.models import RolloutTarget, Wave
@@ -51,6 +53,11 @@ def existing_plan() -> int:
 
 def wave_of_that_plan() -> int:
     return Wave.objects.latest("pk").pk
+
+
+def an_audit_event() -> int:
+    with transaction.atomic():
+        return audit.record("test.event").seq
 
 
 def target_of_that_plan() -> int:
@@ -137,6 +144,7 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
     ),
     "audit:events": ("GET", {}, frozenset({"auditor", "admin"})),
     "audit:verify": ("GET", {}, frozenset({"auditor", "admin"})),
+    "audit:event": ("GET", {"seq": an_audit_event}, frozenset({"auditor", "admin"})),
     "accounts:login": ("GET", {}, PUBLIC),
     "accounts:logout": ("POST", {}, EVERYONE),
     "accounts:lockouts": ("GET", {}, frozenset({"admin"})),
