@@ -33,6 +33,7 @@ lint: install
 # Django's deployment checks (and Wavegate's: a pinned scan image) with the production settings
 # README.md documents, set to example values; any warning fails.
 check-deploy: install
+	@mkdir -p var && test -s var/check-deploy-audit.key || head -c 48 /dev/urandom | base64 > var/check-deploy-audit.key
 	env DJANGO_DEBUG=false \
 		DJANGO_SECRET_KEY=check-deploy-example-key-0123456789abcdefghijklmnopqrstuvwxyz \
 		DJANGO_ALLOWED_HOSTS=wavegate.example.com \
@@ -40,6 +41,8 @@ check-deploy: install
 		WAVEGATE_TRUSTED_PROXIES=10.0.0.2 \
 		AZURE_ARM_ENDPOINT=https://management.azure.com \
 		WAVEGATE_SCAN_IMAGE_DIGEST=sha256:0000000000000000000000000000000000000000000000000000000000000000 \
+		WAVEGATE_AUDIT_HMAC_KEY_FILE=$(CURDIR)/var/check-deploy-audit.key \
+		WAVEGATE_AUDIT_CHECKPOINT_FILE=/var/lib/wavegate-audit/checkpoints.jsonl \
 		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 services:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
 
+from audit import anchor
+
 
 def _talks_to_simulator() -> bool:
     """The demo and the tests point the Azure SDK at aksim on this machine."""
@@ -37,3 +39,33 @@ def scan_image_pinned(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
             id="wavegate.E001",
         )
     ]
+
+
+def audit_anchored(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Production anchors the audit chain outside the database: a readable signing key."""
+    if settings.DEBUG or _talks_to_simulator():
+        return []
+    try:
+        anchor.load_key()
+    except anchor.AnchorProblem as problem:
+        return [
+            Error(
+                f"The audit chain would not be anchored: {problem}",
+                hint=(
+                    "Without signed checkpoints, whoever holds the database's superuser "
+                    "password can rewrite the audit log whole. Set WAVEGATE_AUDIT_HMAC_KEY_FILE "
+                    "and WAVEGATE_AUDIT_CHECKPOINT_FILE (README: The audit log)."
+                ),
+                id="wavegate.E002",
+            )
+        ]
+    if not settings.WAVEGATE_AUDIT_CHECKPOINT_FILE:
+        return [
+            Error(
+                "WAVEGATE_AUDIT_CHECKPOINT_FILE is empty: checkpoints would live only in the "
+                "database they are meant to vouch for.",
+                hint="Name a file outside the database's reach (another volume).",
+                id="wavegate.E003",
+            )
+        ]
+    return []

@@ -9,11 +9,15 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# An example audit key (a production key is made with `head -c 48 /dev/urandom | base64`).
+EXAMPLE_KEY = Path(tempfile.mkdtemp(prefix="wavegate-check-")) / "audit.key"
+EXAMPLE_KEY.write_text("example-audit-key-" + "0" * 48 + "\n")
 
 # The production settings README.md documents, with example values (as `make check-deploy`).
 PRODUCTION = {
@@ -24,6 +28,8 @@ PRODUCTION = {
     "WAVEGATE_TRUSTED_PROXIES": "10.0.0.2",
     "AZURE_ARM_ENDPOINT": "https://management.azure.com",
     "WAVEGATE_SCAN_IMAGE_DIGEST": "sha256:" + "0" * 64,
+    "WAVEGATE_AUDIT_HMAC_KEY_FILE": str(EXAMPLE_KEY),
+    "WAVEGATE_AUDIT_CHECKPOINT_FILE": "/var/lib/wavegate-audit/checkpoints.jsonl",
 }
 SHOWN = [
     "SECURE_HSTS_SECONDS",
@@ -96,6 +102,25 @@ def test_a_production_start_refuses_an_empty_scan_image_digest():
 
     assert done.returncode != 0
     assert "WAVEGATE_SCAN_IMAGE_DIGEST is empty" in done.stderr
+
+
+def test_a_production_start_refuses_an_audit_log_without_anchors(tmp_path):
+    missing = manage("check", "--deploy", "--fail-level", "ERROR", WAVEGATE_AUDIT_HMAC_KEY_FILE="")
+    short_key = tmp_path / "short.key"
+    short_key.write_text("too-short")
+    short = manage(
+        "check", "--deploy", "--fail-level", "ERROR", WAVEGATE_AUDIT_HMAC_KEY_FILE=str(short_key)
+    )
+    no_file = manage(
+        "check", "--deploy", "--fail-level", "ERROR", WAVEGATE_AUDIT_CHECKPOINT_FILE=""
+    )
+
+    assert missing.returncode != 0
+    assert "WAVEGATE_AUDIT_HMAC_KEY_FILE is not set" in missing.stderr
+    assert short.returncode != 0
+    assert "at least 32 are needed" in short.stderr
+    assert no_file.returncode != 0
+    assert "WAVEGATE_AUDIT_CHECKPOINT_FILE is empty" in no_file.stderr
 
 
 def test_the_simulator_and_the_demo_still_start_without_a_digest():
