@@ -667,7 +667,7 @@ def mark_target_done(target: RolloutTarget, *, acting_user: Any, reason: str) ->
 @transaction.atomic
 def roll_back_target(target: RolloutTarget, *, acting_user: Any, comment: str) -> RolloutTarget:
     """Return one cluster to mode None. Immediate for an operator (the safe direction), and
-    recorded as an emergency action for later review."""
+    recorded (rollout.target_rollback_started, with the operator's comment) for later review."""
     target = _roll_back(target, acting_user, comment)
     reconcile_soon()
     return target
@@ -708,6 +708,17 @@ def roll_back_wave(wave: Wave, *, acting_user: Any, comment: str) -> int:
         raise ActionRefused(f"Wave {wave.index} has no changed or failed cluster to roll back.")
     for target in targets:
         _roll_back(target, acting_user, comment)
+    audit.record(
+        RolloutEvent.WAVE_ROLLBACK_STARTED,
+        acting_user=acting_user,
+        obj=wave,
+        after={
+            "plan": wave.plan_id,
+            "wave": wave.index,
+            "comment": comment.strip(),
+            "clusters": [t.cluster_id for t in targets],
+        },
+    )
     reconcile_soon()
     return len(targets)
 

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from fleet.models import Cluster
 from rollout.choices import TargetStatus, WaveStatus
 from rollout.models import RolloutPlan, RolloutTarget, Wave
@@ -182,6 +183,17 @@ def test_the_wave_is_rolled_back_from_its_page(client_as, plan):
     assert "Roll back wave 1" in page
     assert "1 cluster of wave 1 rolling back." in response.content.decode()
     assert first_target(plan).status == TargetStatus.ROLLING_BACK
+    # Audited as what it is: the wave's roll back, with the operator's reason, and each
+    # cluster's roll back; never as an emergency.
+    actions = list(
+        AuditEvent.objects.filter(plan_id=plan.pk).order_by("seq").values_list("action", "after")
+    )
+    assert "rollout.wave_rollback_started" in [a for a, _ in actions]
+    wave_event = next(after for a, after in actions if a == "rollout.wave_rollback_started")
+    assert wave_event["comment"] == "dashboards red"
+    assert wave_event["clusters"] == [first_target(plan).cluster_id]
+    assert "rollout.target_rollback_started" in [a for a, _ in actions]
+    assert not [a for a, _ in actions if "emergency" in a]
 
 
 def test_an_unknown_wave_is_a_404_that_says_so(client_as, plan):
