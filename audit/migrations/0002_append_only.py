@@ -1,10 +1,12 @@
 """On PostgreSQL, make the audit table append-only: UPDATE, DELETE and TRUNCATE are refused.
 
-There is deliberately no setting to turn this off. A test that must empty the table works on a
-database of its own (see tests/conftest.py).
+There is deliberately no setting to turn this off, and no way back: unapplying this migration
+is refused, so `migrate audit 0001` cannot drop the triggers. A test that must empty the table
+works on a database of its own (see tests/conftest.py).
 """
 
 from django.db import migrations
+from django.db.migrations.exceptions import IrreversibleError
 
 INSTALL = """
 CREATE OR REPLACE FUNCTION audit_event_refuse_change() RETURNS trigger
@@ -22,23 +24,20 @@ CREATE TRIGGER audit_event_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION audit_event_refuse_change();
 """
 
-REMOVE = """
-DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_auditevent;
-DROP TRIGGER IF EXISTS audit_event_no_update_delete ON audit_auditevent;
-DROP FUNCTION IF EXISTS audit_event_refuse_change();
-"""
-
 
 def install(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(INSTALL, params=None)
 
 
-def remove(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(REMOVE, params=None)
+def refuse_to_remove(apps, schema_editor):
+    # Dropping the triggers is what rewriting history would start with: no migration does it.
+    raise IrreversibleError(
+        "audit.0002_append_only cannot be unapplied: it would drop the triggers that keep the "
+        "audit log append-only. Nothing was changed."
+    )
 
 
 class Migration(migrations.Migration):
     dependencies = [("audit", "0001_initial")]
-    operations = [migrations.RunPython(install, remove)]
+    operations = [migrations.RunPython(install, refuse_to_remove)]
