@@ -132,6 +132,7 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
         "denyPrivileged",
         "denyAccess",
         "warnings",
+        "events",
         "powerState",
         "nodeDisruptionPolicy",
         "acns",
@@ -165,6 +166,12 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
         for name, reasons in change["warnings"].items():
             if name not in node_names or set(reasons) - set(WARNING_REASONS):
                 raise ValueError(f"warnings: bad node {name!r} or reasons {reasons}")
+    if "events" in change:
+        for event in change["events"]:
+            if not isinstance(event, dict) or event.get("node") not in node_names:
+                raise ValueError(f"events: give {{node, reason, message}} of a node: {event!r}")
+            if event.get("type", "Warning") not in ("Normal", "Warning"):
+                raise ValueError(f"events: type is Normal or Warning, not {event['type']!r}")
     changed_etag = False
     if "kubernetesVersion" in change:
         spec.kubernetes_version = str(change["kubernetesVersion"])
@@ -201,6 +208,17 @@ def apply_change(sim: Simulator, state: ClusterState, change: dict[str, Any]) ->
             if state.enabled_at is not None:
                 for reason in reasons:
                     sim.emit_warning(state, name, reason, sim.now())
+    if "events" in change:
+        for event in change["events"]:
+            sim.record_event(
+                state,
+                event["node"],
+                str(event.get("reason") or "Unknown"),
+                str(event.get("message") or ""),
+                kind=event.get("type", "Warning"),
+                component=str(event.get("component") or "kubelet"),
+                at=sim.now(),
+            )
     if "notReady" in change:
         state.not_ready = nodes("notReady")
     if "unschedulable" in change:

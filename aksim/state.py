@@ -29,6 +29,9 @@ MONITOR_SECONDS = 300.0
 BACKGROUND_SECONDS = 180.0
 # Kubernetes keeps events for an hour, before --time-scale.
 EVENT_TTL_SECONDS = 3600.0
+# client-go's event recorder folds a repeat of the same event within this long into the one kept
+# (count and last time); not scaled: events repeated by the admin API are a test's own steps.
+AGGREGATE_SECONDS = 600.0
 # At most this many monitor checks are replayed when a cluster is read after a long quiet.
 MONITOR_REPLAY = 5
 AGENT_NOT_READY_TAINT = "node.cilium.io/agent-not-ready"
@@ -490,6 +493,44 @@ class Simulator:
             type="Warning",
             node=node_name,
             component="azure-iptables-monitor",
+            first=at,
+            count=1,
+            last=at,
+        )
+        state.events.append(event)
+        return event
+
+    def record_event(
+        self,
+        state: ClusterState,
+        node_name: str,
+        reason: str,
+        message: str,
+        *,
+        kind: str,
+        component: str,
+        at: float,
+    ) -> KubeEvent:
+        """Record an event on a node as client-go's event recorder does for most components
+        (kubelet, node controllers): the same event again within AGGREGATE_SECONDS updates the
+        one kept, same uid, its count grown and its last time moved. (azure-iptables-monitor
+        creates a new event at each check instead: `emit_warning`.)"""
+        same = (node_name, reason, message, kind, component)
+        for event in state.events:
+            kept = (event.node, event.reason, event.message, event.type, event.component)
+            if kept == same and at - event.last <= AGGREGATE_SECONDS:
+                event.count += 1
+                event.last = at
+                return event
+        event = KubeEvent(
+            uid=str(uuid.uuid4()),
+            name=f"{node_name}.{uuid.uuid4().hex[:16]}",
+            namespace="default",
+            reason=reason,
+            message=message,
+            type=kind,
+            node=node_name,
+            component=component,
             first=at,
             count=1,
             last=at,

@@ -351,3 +351,57 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task}{tuple(self.args)}"
+
+
+class ClusterEvent(models.Model):
+    """One Kubernetes event read from a cluster (a warning, or what AKS's iptables monitor
+    says), kept once per uid: read again, it updates its count and last time (fleet/events.py).
+    An observation of the cluster, not a change Wavegate made: not audited."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="events")
+    uid = models.CharField(max_length=64)
+    type = models.CharField(max_length=16)  # Warning | Normal
+    reason = models.CharField(max_length=128)
+    message = models.TextField(blank=True)
+    object_kind = models.CharField(max_length=64, blank=True)
+    object_name = models.CharField(max_length=253, blank=True)
+    namespace = models.CharField(max_length=253, blank=True)
+    source = models.CharField(max_length=253, blank=True)  # the component that reported it
+    count = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    read_at = models.DateTimeField()  # when Wavegate last read it
+
+    class Meta:
+        ordering = ["-last_seen", "-pk"]
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "uid"], name="fleet_event_once_per_uid")
+        ]
+        # The cluster page's timeline: a cluster's latest events.
+        indexes = [models.Index(fields=["cluster", "-last_seen"], name="fleet_event_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.reason} on {self.object_kind}/{self.object_name}"
+
+
+class EventPull(models.Model):
+    """How Wavegate last pulled a cluster's Kubernetes events: when one was queued (a claim,
+    so a cluster is not pulled twice at once), when it ended, and why it could not read them."""
+
+    cluster = models.OneToOneField(
+        Cluster, on_delete=models.CASCADE, primary_key=True, related_name="event_pull"
+    )
+    queued_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)  # the last pull that read the cluster
+    # Why the last pull could not read the cluster's events, in words an operator can act on.
+    error = models.TextField(blank=True)
+    # The last pull stopped at WAVEGATE_CLUSTER_EVENTS_PER_PULL events.
+    truncated = models.BooleanField(default=False)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"event pull of {self.cluster_id}"

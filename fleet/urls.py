@@ -9,4 +9,5 @@ urlpatterns = [
     path("sync/status/", views.sync_status, name="sync_status"),
     path("clusters/", views.cluster_list, name="clusters"),
     path("clusters/<int:pk>/", views.cluster_detail, name="cluster"),
+    path("clusters/<int:pk>/timeline/", views.cluster_timeline, name="cluster_timeline"),
 ]

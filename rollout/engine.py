@@ -44,7 +44,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from fleet.azure import (
@@ -201,6 +201,14 @@ def busy_targets() -> set[int]:
     with connection.cursor() as cursor:
         cursor.execute(_LOCKED_TARGETS, [_TARGET_LOCKS])
         return {row[0] for row in cursor.fetchall()}
+
+
+def watched_clusters() -> list[int]:
+    """The clusters a rollout is changing (or rolling back) now, or watching while their wave
+    soaks: their Kubernetes events are pulled more often (rollout/tasks.py)."""
+    watched = Q(status__in=TARGET_UNSETTLED) | Q(status=T.ENABLED, wave__status=WaveStatus.SOAKING)
+    targets = RolloutTarget.objects.filter(watched)
+    return sorted(set(targets.values_list("cluster_id", flat=True)))
 
 
 # The setting (minutes) that bounds each in-flight state. Ready and changing share one clock:

@@ -1,8 +1,9 @@
-"""Rollout tasks: the beat tick that reconciles every active plan, one engine step, and one
-webhook delivery."""
+"""Rollout tasks: the beat tick that reconciles every active plan, one engine step, one
+webhook delivery, and the frequent pulls of the Kubernetes events of clusters being changed."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Any
 
@@ -10,6 +11,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
 
+from fleet import events
 from rollout import engine, notify, reconcile
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,14 @@ def advance_target(target_id: int, turn: str | None = None) -> str:
                 "reconciling plan %s after target %s: plan locked", outcome.plan_id, target_id
             )
     return outcome.status
+
+
+@shared_task(name="rollout.pull_events_in_flight", ignore_result=True)
+def pull_events_in_flight() -> int:
+    """Beat: queue a pull of the events of each cluster a rollout is changing or watching, so
+    its page's timeline follows the change; one pulled within half the period is left."""
+    period = datetime.timedelta(seconds=settings.WAVEGATE_CLUSTER_EVENTS_IN_FLIGHT_SECONDS)
+    return events.queue_pulls(engine.watched_clusters(), period / 2)
 
 
 @shared_task(

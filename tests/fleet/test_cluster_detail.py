@@ -134,17 +134,6 @@ def test_a_removed_cluster_still_shows_with_a_warning(client_as):
     assert "Azure no longer lists this cluster" in page
 
 
-def test_sections_for_later_steps_are_there_and_say_they_are_empty(client_as):
-    page = page_of(client_as("viewer"), make_cluster())
-
-    for name, heading in [
-        ("events", "Events"),
-        ("rollout-history", "Rollout history"),
-    ]:
-        assert f">{heading}</h2>" in section(page, name)
-        assert "Not available yet" in section(page, name)
-
-
 @pytest.mark.parametrize(
     ("role", "shown"),
     [
