@@ -16,6 +16,9 @@ from accounts.lockouts import current_lockouts, lift_lockout
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     reason = str(exception) if exception and str(exception) else "Your role does not allow this."
+    # For the audit log, which records refused changes (audit/middleware.py; accounts may not
+    # import audit, so it reads the reason from here).
+    request.refusal_reason = reason  # type: ignore[attr-defined]
     return render(request, "403.html", {"reason": reason}, status=403)
 
 

@@ -1,4 +1,5 @@
-"""Give each request an id and a client address for the audit log, and echo the id back."""
+"""Give each request an id and a client address for the audit log, echo the id back, and
+record every refused (403) request that would have changed something."""
 
 from __future__ import annotations
 
@@ -12,9 +13,18 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from audit.context import Context, acting
+from audit.refusals import SAFE_METHODS, record_forbidden
 
-# A caller may pass its own id (a proxy's, a script's) when it is a plain token.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+# A caller may pass its own id (a proxy's, a script's) when it is a plain token. It is kept
+# under CLIENT, so that nobody can pass a request off as a system task ("task:<id>", set by
+# audit/signals.py) or as another request Wavegate numbered itself.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,120}$")
+CLIENT = "client:"
+
+
+def request_id_for(offered: str) -> str:
+    """The id the audit log records for a request whose client offered `offered`."""
+    return CLIENT + offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
 
 
 @lru_cache(maxsize=8)
@@ -70,8 +80,7 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        offered = request.headers.get("X-Request-ID", "")
-        request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request_id = request_id_for(request.headers.get("X-Request-ID", ""))
         request.request_id = request_id  # type: ignore[attr-defined]
         context = Context(
             request_id=request_id,
@@ -80,5 +89,8 @@ class RequestContextMiddleware:
         )
         with acting(context):
             response = self.get_response(request)
+            if response.status_code == 403 and request.method not in SAFE_METHODS:
+                record_forbidden(request, response)
+        # The id as recorded, which is the one to quote to an auditor.
         response["X-Request-ID"] = request_id
         return response

@@ -1,4 +1,5 @@
-"""Record sign-in, sign-out and failed sign-ins, and attribute Celery tasks' events."""
+"""Record sign-in, sign-out and failed sign-ins (throttled: audit/attempts.py), and attribute
+Celery tasks' events."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from accounts.choices import UserEvent
-from audit import context
+from audit import attempts, context
 from audit.log import record
 
 
@@ -43,14 +44,17 @@ def refused_unchecked(request: Any) -> bool:
 def sign_in_failed(
     sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
 ) -> None:
-    # A try during a lock-out writes nothing: the lock-out was one event, and guessing must
-    # not grow the log without bound.
-    if refused_unchecked(request):
-        return
     # Django has already masked anything secret in `credentials`; the username stays.
     username = str(credentials.get("username", ""))
+    ctx = context.current()
     with transaction.atomic():
-        record(UserEvent.SIGN_IN_FAILED, object_type="auth.user", object_label=username)
+        # Only the first failures of each minute are recorded one by one, and never a try
+        # during a lock-out (the lock-out was one event); the rest are counted and summarised
+        # once the minute has passed, so that guessing cannot grow the log without bound.
+        if attempts.sign_in_failure_counted(
+            username, ctx.ip if ctx else None, checked=not refused_unchecked(request)
+        ):
+            record(UserEvent.SIGN_IN_FAILED, object_type="auth.user", object_label=username)
 
 
 # Events written by a Celery task carry the task's id as their request id, so one run's

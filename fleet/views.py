@@ -19,7 +19,8 @@ from django.views.decorators.http import require_POST, require_safe
 
 from accounts.access import requires
 from audit import access as audit_access
-from fleet import access, actions, inventory, maintenance
+from audit.refusals import record_refusal
+from fleet import access, actions, inventory, maintenance, timeline
 from fleet.choices import SyncStatus
 from fleet.forms import PER_PAGE, PER_PAGE_CHOICES, ClusterFilter
 from fleet.models import Cluster
@@ -60,6 +61,7 @@ def sync(request: HttpRequest) -> HttpResponse:
     try:
         actions.request_sync(acting_user=request.user)
     except (actions.ActionRefused, PermissionDenied) as refusal:
+        record_refusal(request, refusal)
         messages.error(request, str(refusal))
     else:
         messages.success(request, "Sync queued: it shows below once a worker starts it.")
@@ -86,20 +88,43 @@ def cluster_list(request: HttpRequest) -> HttpResponse:
     return render(request, "fleet/cluster_list.html", context)
 
 
+def _cluster(pk: int) -> Cluster:
+    # The latest scan and who asked for it come along for the page's preflight section.
+    clusters = Cluster.objects.select_related("subscription", "latest_scan__requested_by")
+    return get_object_or_404(clusters, pk=pk)
+
+
+def _timeline(request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
+    can_view_audit = audit_access.can_view_audit(request.user)
+    return {
+        "cluster": cluster,
+        "timeline": timeline.of(cluster, all_audit=can_view_audit),
+        "can_view_audit": can_view_audit,
+        "events_minutes": settings.WAVEGATE_CLUSTER_EVENTS_MINUTES,
+        "events_per_pull": settings.WAVEGATE_CLUSTER_EVENTS_PER_PULL,
+    }
+
+
 @require_safe
 @requires(access.can_view_fleet)
 def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    # The latest scan and who asked for it come along for the page's preflight section.
-    clusters = Cluster.objects.select_related("subscription", "latest_scan__requested_by")
-    cluster = get_object_or_404(clusters, pk=pk)
+    cluster = _cluster(pk)
     tags = cluster.tags if isinstance(cluster.tags, dict) else {}
     context = {
-        "cluster": cluster,
         "pools": cluster.node_pools.order_by("name"),
         "tags": sorted(tags.items()),
         "maintenance": maintenance.describe(cluster.maintenance_window),
         "audit_events": (
             inventory.audit_trail(cluster) if audit_access.can_view_audit(request.user) else None
         ),
+        **_timeline(request, cluster),
     }
     return render(request, "fleet/cluster_detail.html", context)
+
+
+@require_safe
+@requires(access.can_view_fleet)
+def cluster_timeline(request: HttpRequest, pk: int) -> HttpResponse:
+    """The cluster page's timeline alone, which the page polls."""
+    cluster = get_object_or_404(Cluster, pk=pk)
+    return render(request, "fleet/_timeline.html", _timeline(request, cluster))

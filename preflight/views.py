@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.access import requires
+from audit.refusals import record_refusal
 from fleet.access import can_view_fleet
 from fleet.models import AcceptedOwner, Cluster, PreflightScan
 from preflight import access, actions, blockers, iptables
@@ -47,6 +48,7 @@ def cluster_scan(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         actions.request_scan(cluster, acting_user=request.user)
     except (actions.ActionRefused, PermissionDenied) as refusal:
+        record_refusal(request, refusal, obj=cluster)
         messages.error(request, str(refusal))
     else:
         messages.success(
@@ -128,6 +130,7 @@ def scan_all(request: HttpRequest) -> HttpResponse:
     try:
         queued = actions.request_fleet_scan(acting_user=request.user)
     except (actions.ActionRefused, PermissionDenied) as refusal:
+        record_refusal(request, refusal)
         messages.error(request, str(refusal))
     else:
         messages.success(
@@ -177,6 +180,7 @@ def owner_add(request: HttpRequest) -> HttpResponse:
     try:
         owner = actions.add_accepted_owner(**form.cleaned_data, acting_user=request.user)
     except (actions.ActionRefused, PermissionDenied) as refusal:
+        record_refusal(request, refusal)
         form.add_error(None, str(refusal))
         return _owners_page(request, form)
     messages.success(
@@ -187,6 +191,15 @@ def owner_add(request: HttpRequest) -> HttpResponse:
     return redirect("preflight:owners")
 
 
+def _record_confirmation_refusal(
+    request: HttpRequest, refusal: Exception, owner: AcceptedOwner
+) -> None:
+    # A confirmation refused for its permission or four eyes is recorded by the action itself
+    # (iptables.owner_confirmation_refused); one refused for the owner's state is not.
+    if not isinstance(refusal, PermissionDenied):
+        record_refusal(request, refusal, obj=owner)
+
+
 @require_POST
 @requires(access.can_confirm_iptables_owners)
 def owner_confirm(request: HttpRequest, pk: int) -> HttpResponse:
@@ -194,6 +207,7 @@ def owner_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         actions.confirm_accepted_owner(owner, acting_user=request.user)
     except (actions.ActionRefused, PermissionDenied) as refusal:
+        _record_confirmation_refusal(request, refusal, owner)
         messages.error(request, str(refusal))
     else:
         messages.success(
@@ -210,6 +224,7 @@ def owner_confirm_retirement(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         actions.confirm_retirement(owner, acting_user=request.user)
     except (actions.ActionRefused, PermissionDenied) as refusal:
+        _record_confirmation_refusal(request, refusal, owner)
         messages.error(request, str(refusal))
     else:
         messages.success(
@@ -232,6 +247,7 @@ def owner_retire(request: HttpRequest, pk: int) -> HttpResponse:
             owner, reason=form.cleaned_data["reason"], acting_user=request.user
         )
     except (actions.ActionRefused, PermissionDenied) as refusal:
+        record_refusal(request, refusal, obj=owner)
         messages.error(request, str(refusal))
     else:
         owner.refresh_from_db()

@@ -1,4 +1,5 @@
-"""Give a user exactly the roles named (creating the user if asked), recorded in the audit log."""
+"""Give a user exactly the roles named (creating the user if asked). The audit log records the
+change as it records any change of users and roles (audit/access_log.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from accounts.choices import UserEvent
 from accounts.roles import Role, roles_of
-from audit.log import record
 
 
 class Command(BaseCommand):
@@ -42,14 +41,6 @@ class Command(BaseCommand):
                         f"no user {username!r}; add --create to create one"
                     ) from None
                 user = User.objects.create_user(username=username)
-            before = roles_of(user)
             user.groups.set(Group.objects.filter(name__in=roles))
             after = roles_of(user)
-            if before != after:
-                record(
-                    UserEvent.ROLES_CHANGED,
-                    obj=user,
-                    before={"roles": before},
-                    after={"roles": after},
-                )
         self.stdout.write(f"{username}: {', '.join(after) or 'no role'}")
