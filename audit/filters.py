@@ -25,9 +25,12 @@ from audit.models import AuditEvent
 # (comments, reasons) or were told (refusals, errors). The GIN index of migration 0007 is built
 # over exactly this expression, so the two must stay alike.
 SEARCH_DOCUMENT = (
-    "to_tsvector('simple'::regconfig, concat_ws(' ', object_label, actor_name, "
-    "after ->> 'comment', after ->> 'reason', after ->> 'refusal', after ->> 'message', "
-    "after ->> 'error'))"
+    "to_tsvector('simple'::regconfig, object_label || ' ' || actor_name"
+    + "".join(
+        f" || ' ' || coalesce(after ->> '{key}', '')"
+        for key in ("comment", "reason", "refusal", "message", "error")
+    )
+    + ")"
 )
 MAX_SEARCH = 200
 

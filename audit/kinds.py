@@ -76,3 +76,4 @@ class AuditAction(models.TextChoices):
 
     CHAIN_BROKEN = "audit.chain_broken", "Chain found broken"
     BREAK_ACKNOWLEDGED = "audit.break_acknowledged", "Broken chain acknowledged"
+    EXPORTED = "audit.exported", "Audit log exported"

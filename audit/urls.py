@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.event_list, name="events"),
     path("events/<int:seq>/", views.event_detail, name="event"),
     path("verify/", views.verify, name="verify"),
+    path("export.<str:fmt>", views.export_events, name="export"),
 ]

@@ -7,14 +7,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_safe
 
 from accounts.access import requires
-from audit import access, anchor
+from audit import access, anchor, export
 from audit.chain import checkpoint_signed, event_hash
 from audit.filters import FILTER_FIELDS, FilterForm, Filters
+from audit.kinds import AuditAction
+from audit.log import record
 from audit.models import AuditCheckpoint, AuditEvent, ChainWatch
 
 PAGE_SIZE = 50
@@ -166,3 +171,27 @@ def verify(request: HttpRequest) -> HttpResponse:
         "key_configured": anchor.key_configured(),
     }
     return render(request, "audit/verify.html", context)
+
+
+@require_safe
+@requires(access.can_export_audit)
+def export_events(request: HttpRequest, fmt: str) -> HttpResponseBase:
+    """The current filter's events, streamed as CSV or JSON lines with their hashes and the
+    checkpoints in range (audit/export.py); the export itself is recorded."""
+    chosen = export.FORMATS.get(fmt)
+    if chosen is None:
+        raise Http404(f"There is no {fmt!r} export: choose csv or jsonl.")
+    form = FilterForm(request.GET or None)
+    if form.errors:
+        # The log page shows what is wrong with the filter, in place.
+        return redirect(f"{reverse('audit:events')}?{request.GET.urlencode()}")
+    filters = Filters.from_form(form)
+    described = filters.describe()
+    with transaction.atomic():
+        record(AuditAction.EXPORTED, after={"format": chosen.name, "filter": described})
+    writer = export.csv_lines if chosen is export.CSV else export.jsonl_lines
+    response = StreamingHttpResponse(
+        writer(filters.apply(), filters=described), content_type=chosen.content_type
+    )
+    response["Content-Disposition"] = f'attachment; filename="{export.filename(chosen)}"'
+    return response

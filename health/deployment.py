@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
 
-from audit import anchor
+from audit import keys
 
 
 def _talks_to_simulator() -> bool:
@@ -46,8 +46,8 @@ def audit_anchored(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if settings.DEBUG or _talks_to_simulator():
         return []
     try:
-        anchor.load_key()
-    except anchor.AnchorProblem as problem:
+        keys.load_key()
+    except keys.AnchorProblem as problem:
         return [
             Error(
                 f"The audit chain would not be anchored: {problem}",

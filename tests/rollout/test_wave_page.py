@@ -190,6 +190,7 @@ def test_the_wave_is_rolled_back_from_its_page(client_as, plan):
     )
     assert "rollout.wave_rollback_started" in [a for a, _ in actions]
     wave_event = next(after for a, after in actions if a == "rollout.wave_rollback_started")
+    assert wave_event is not None
     assert wave_event["comment"] == "dashboards red"
     assert wave_event["clusters"] == [first_target(plan).cluster_id]
     assert "rollout.target_rollback_started" in [a for a, _ in actions]

@@ -1,0 +1,99 @@
+"""Export the audit log, or a time range of it, as CSV or JSON lines (described in
+audit/export.py), streamed to a file or to stdout; check it with `python -m audit.verify_export`.
+
+Exit 0 when written, 1 when it could not be written, 2 for arguments that cannot be used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from audit.export import FORMATS, AuditExport
+from audit.kinds import AuditAction
+from audit.log import record
+from audit.models import AuditEvent
+
+
+def _moment(option: str, text: str, *, end_of_day: bool) -> datetime:
+    """An ISO 8601 date or time (UTC unless it says otherwise); a bare date is the start of that
+    day, or for --until its end."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CommandError(
+            f"{option} {text!r} is not a date or time: give ISO 8601, e.g. 2026-12-04 or "
+            f"2026-12-04T10:30:00Z",
+            returncode=2,
+        ) from None
+    if len(text.strip()) == 10 and end_of_day:
+        moment = datetime.combine(moment.date(), time.max)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Command(BaseCommand):
+    help = (
+        "Export the audit log with every event's hash and the signed checkpoints in range, as "
+        "CSV or JSON lines, to stdout or --output. With only --since/--until the export is "
+        "complete over that range (every link can be checked offline)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--format", choices=sorted(FORMATS), required=True)
+        parser.add_argument("--since", help="first moment, ISO 8601 (UTC unless it says)")
+        parser.add_argument("--until", help="last moment, ISO 8601; a bare date: that whole day")
+        parser.add_argument("--output", help="file to write (stdout when not given)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        events = AuditEvent.objects.all()
+        given: dict[str, str] = {}
+        bounds: dict[str, datetime] = {}
+        for option, lookup, end_of_day in (("since", "at__gte", False), ("until", "at__lte", True)):
+            if options[option] is not None:
+                bounds[option] = _moment(f"--{option}", options[option], end_of_day=end_of_day)
+                given[option] = bounds[option].astimezone(UTC).isoformat()
+                events = events.filter(**{lookup: bounds[option]})
+        if "since" in bounds and "until" in bounds and bounds["since"] > bounds["until"]:
+            raise CommandError("--since is after --until: no event can match", returncode=2)
+        fmt = FORMATS[options["format"]]
+        # Recorded as the page records its exports: who took a copy of the log, of what.
+        with transaction.atomic():
+            record(AuditAction.EXPORTED, after={"format": fmt.name, "filter": given})
+        export = AuditExport(events, filters=given)
+        if options["output"] is None:
+            for chunk in export.lines(fmt):
+                self.stdout.write(chunk, ending="")
+            self.stdout.flush()
+            self.stderr.write(self._summary(export, "stdout"))
+            return
+        self._to_file(Path(options["output"]), export.lines(fmt))
+        self.stdout.write(self._summary(export, options["output"]))
+
+    @staticmethod
+    def _summary(export: AuditExport, where: str) -> str:
+        return (
+            f"{export.events_written} events ({export.scope}, from {export.first_seq} to "
+            f"{export.last_seq}) and {export.checkpoints_written} checkpoints written to {where}"
+        )
+
+    @staticmethod
+    def _to_file(path: Path, lines: Iterator[str]) -> None:
+        """Written beside the file and renamed when complete: a cut-off export never looks like
+        a finished one."""
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with open(partial, "w", encoding="utf-8", newline="") as out:
+                for chunk in lines:
+                    out.write(chunk)
+            os.replace(partial, path)
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise CommandError(
+                f"the export could not be written to {path}: {error.strerror or error}"
+            ) from error
