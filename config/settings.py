@@ -111,6 +111,11 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 # SQLite is the demo's embedded default; production and the test suite use PostgreSQL.
+# DATABASE_URL is whom this process connects as. On PostgreSQL that is two roles (README:
+# Database roles): `manage.py migrate` alone is given the owner's URL, which creates and alters
+# the tables; web, workers and beat are given the application role's, which may change rows
+# but only add and read audit events and checkpoints. The owner's password is never in the
+# application's environment, so a compromised web process cannot borrow the owner's rights.
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'wavegate.sqlite3'}"),
 }
@@ -127,6 +132,10 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The application's PostgreSQL role: migrating (as the owner) grants it INSERT and SELECT on the
+# audit tables, when it exists, and revokes UPDATE, DELETE and TRUNCATE from every role but the
+# owner (audit/migrations/0006). `manage.py db_roles` creates the two roles. Empty: no grant.
+WAVEGATE_DB_APP_ROLE = env.str("WAVEGATE_DB_APP_ROLE", default="")
 
 # --- Sign-in --------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -161,6 +170,13 @@ AXES_RESET_ON_SUCCESS = False
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "audit.middleware.client_ip"
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+# The audit log records failed sign-ins one by one up to this many a minute (for the whole
+# site), and refused requests up to this many a minute per person (or address); the rest are
+# counted, and one event a minute says how many, by whom and from where (audit/attempts.py).
+WAVEGATE_SIGN_IN_FAILURES_RECORDED_PER_MINUTE = env.int(
+    "WAVEGATE_SIGN_IN_FAILURES_RECORDED_PER_MINUTE", default=10
+)
+WAVEGATE_REFUSALS_RECORDED_PER_MINUTE = env.int("WAVEGATE_REFUSALS_RECORDED_PER_MINUTE", default=10)
 AXES_HTTP_RESPONSE_CODE = 429
 # Sign-ins are in the audit log already; axes keeps only the failure counts it needs.
 AXES_DISABLE_ACCESS_LOG = True
@@ -281,6 +297,15 @@ def _every(seconds: float) -> dict[str, Any]:
 # (an operation's next read when Azure's Retry-After says), so a tick only starts waves and
 # clusters and sends what nobody has queued.
 WAVEGATE_ENGINE_TICK_SECONDS = env.float("WAVEGATE_ENGINE_TICK_SECONDS", default=5.0)
+# Each cluster's Kubernetes events (its warnings, AKS's iptables monitor) are pulled for its
+# page's timeline every WAVEGATE_CLUSTER_EVENTS_MINUTES, and those of the clusters a rollout is
+# changing (or watching while their wave soaks) every WAVEGATE_CLUSTER_EVENTS_IN_FLIGHT_SECONDS;
+# a pull reads at most WAVEGATE_CLUSTER_EVENTS_PER_PULL events (fleet/events.py).
+WAVEGATE_CLUSTER_EVENTS_MINUTES = env.float("WAVEGATE_CLUSTER_EVENTS_MINUTES", default=10.0)
+WAVEGATE_CLUSTER_EVENTS_IN_FLIGHT_SECONDS = env.float(
+    "WAVEGATE_CLUSTER_EVENTS_IN_FLIGHT_SECONDS", default=60.0
+)
+WAVEGATE_CLUSTER_EVENTS_PER_PULL = env.int("WAVEGATE_CLUSTER_EVENTS_PER_PULL", default=500)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "inventory-sync": {
         "task": "fleet.sync_inventory",
@@ -316,6 +341,21 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "audit-verify": {
         "task": "audit.verify_increment",
         **_every(env.float("WAVEGATE_AUDIT_VERIFY_SECONDS", default=60.0)),
+    },
+    # Failed sign-ins and refusals beyond those recorded one by one: one summary for each
+    # minute that has passed (audit/attempts.py).
+    "audit-attempt-summaries": {
+        "task": "audit.summarise_attempts",
+        **_every(60.0),
+    },
+    # Clusters' Kubernetes events, for their pages' timelines (settings above).
+    "cluster-events": {
+        "task": "fleet.pull_events",
+        **_every(60.0 * WAVEGATE_CLUSTER_EVENTS_MINUTES),
+    },
+    "cluster-events-in-flight": {
+        "task": "rollout.pull_events_in_flight",
+        **_every(WAVEGATE_CLUSTER_EVENTS_IN_FLIGHT_SECONDS),
     },
     # Scan namespaces a dead worker left on recently scanned clusters are deleted, and audited.
     "reap-scan-leftovers": {
