@@ -229,6 +229,7 @@ class RolloutEvent(models.TextChoices):
     TARGET_SKIPPED = "rollout.target_skipped", "Cluster skipped"
     TARGET_ROLLBACK_STARTED = "rollout.target_rollback_started", "Cluster roll back started"
     WAVE_ROLLBACK_STARTED = "rollout.wave_rollback_started", "Wave roll back started"
+    EVIDENCE_PACK_EXPORTED = "rollout.evidence_pack_exported", "Evidence pack exported"
     # The name the start of every roll back was recorded under until 2026-12-04, although most
     # were an operator's ordinary roll back of a cluster or a wave: kept to read old events.
     EMERGENCY_ROLLBACK = (

@@ -10,6 +10,7 @@ urlpatterns = [
     path("emergency-stop", views.emergency_stop, name="emergency_stop"),
     path("<int:pk>/", views.plan_detail, name="plan"),
     path("<int:pk>/cards", views.plan_cards, name="plan_cards"),
+    path("<int:pk>/evidence.zip", views.evidence_pack, name="evidence_pack"),
     path("<int:pk>/edit", views.plan_edit, name="plan_edit"),
     path("<int:pk>/pause", views.plan_pause, name="plan_pause"),
     path("<int:pk>/resume", views.plan_resume, name="plan_resume"),

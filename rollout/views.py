@@ -19,7 +19,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,8 +27,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.access import requires
+from audit.access import can_export_audit
+from audit.refusals import record_refusal
 from fleet.disruption import Disruption, Verdict
-from rollout import access, actions, banner, engine, planning
+from rollout import access, actions, banner, engine, evidence, planning
 from rollout.choices import (
     PLAN_ACTIVE,
     PLAN_EDITABLE,
@@ -266,6 +268,7 @@ def plan_new(request: HttpRequest) -> HttpResponse:
                 plan = actions.create_plan(acting_user=request.user, **form.plan_fields())
                 plan = actions.submit_plan(plan, acting_user=request.user)
         except (actions.ActionRefused, PermissionDenied) as refusal:
+            record_refusal(request, refusal)
             form.add_error(None, str(refusal))
         else:
             banner.forget()
@@ -283,11 +286,12 @@ def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
     (back to draft: its waves and approvals are void) and submits it again, in one go."""
     plan = _plan(pk)
     if plan.status not in PLAN_EDITABLE:
-        messages.error(
-            request,
+        refusal = actions.ActionRefused(
             f"Plan {plan.name!r} is {plan.get_status_display().lower()}: it can no longer be "
-            "edited. Abort it and create a new one.",
+            "edited. Abort it and create a new one."
         )
+        record_refusal(request, refusal, obj=plan)  # when posted: a page read is not recorded
+        messages.error(request, str(refusal))
         return redirect("rollout:plan", pk=plan.pk)
     # Every approval goes with the waves (edit_plan deletes them): say how many beforehand.
     approvals = Approval.objects.filter(wave__plan=plan, decision=Decision.APPROVE).count()
@@ -306,6 +310,7 @@ def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 edited = actions.edit_plan(plan, acting_user=request.user, **form.plan_fields())
                 edited = actions.submit_plan(edited, acting_user=request.user)
         except (actions.ActionRefused, PermissionDenied) as refusal:
+            record_refusal(request, refusal, obj=plan)
             form.add_error(None, str(refusal))
         else:
             banner.forget()
@@ -409,6 +414,18 @@ def _plan(pk: int) -> RolloutPlan:
 @requires(access.can_view_plans)
 def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "rollout/plan_detail.html", _plan_panel(request, _plan(pk)))
+
+
+@require_safe
+@requires(can_export_audit)
+def evidence_pack(request: HttpRequest, pk: int) -> FileResponse:
+    """The plan's evidence pack (rollout/evidence.py), a zip; handing it out is recorded."""
+    plan = _plan(pk)
+    pack = evidence.build(plan, made_by=request.user.get_username())
+    evidence.record_export(plan, pack, acting_user=request.user, via="page")
+    return FileResponse(
+        pack.file, as_attachment=True, filename=pack.filename, content_type="application/zip"
+    )
 
 
 @require_safe
@@ -521,10 +538,16 @@ def wave_panel(request: HttpRequest, pk: int, index: int) -> HttpResponse:
     return render(request, "rollout/_wave_panel.html", _wave_panel(request, pk, index))
 
 
-def _act(request: HttpRequest, plan_pk: int, do: Callable[[], str]) -> HttpResponse:
+def _act(
+    request: HttpRequest, plan_pk: int, do: Callable[[], str], *, refusal_recorded: bool = False
+) -> HttpResponse:
+    """Do it and say what was done, or record the refusal (unless the action recorded it
+    itself: `refusal_recorded`) and say why not."""
     try:
         done = do()
     except (actions.ActionRefused, PermissionDenied) as refusal:
+        if not refusal_recorded:
+            record_refusal(request, refusal, plan_id=plan_pk)
         messages.error(request, str(refusal))
     else:
         banner.forget()
@@ -568,7 +591,8 @@ def wave_approve(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
             )
         return f"You approved wave {done.index}; it is {done.get_status_display().lower()}."
 
-    return _act(request, pk, do)
+    # A refused decision is recorded by the action (rollout.decision_refused).
+    return _act(request, pk, do, refusal_recorded=True)
 
 
 @require_POST
@@ -585,7 +609,7 @@ def wave_reject(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
         )
         return f"You rejected wave {wave.index}: the plan has stopped."
 
-    return _act(request, pk, do)
+    return _act(request, pk, do, refusal_recorded=True)
 
 
 @require_POST
@@ -607,6 +631,7 @@ def emergency_stop(request: HttpRequest) -> HttpResponse:
     try:
         paused = actions.emergency_stop(acting_user=request.user, reason=_comment(request))
     except (actions.ActionRefused, PermissionDenied) as refusal:
+        record_refusal(request, refusal)
         messages.error(request, str(refusal))
     else:
         banner.forget()

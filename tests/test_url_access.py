@@ -142,6 +142,7 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
         {"pk": existing_plan, "target_id": target_of_that_plan},
         OPERATORS,
     ),
+    "rollout:evidence_pack": ("GET", {"pk": existing_plan}, frozenset({"auditor", "admin"})),
     "fleet:cluster_timeline": ("GET", {"pk": existing_cluster}, EVERYONE),
     "audit:events": ("GET", {}, frozenset({"auditor", "admin"})),
     "audit:verify": ("GET", {}, frozenset({"auditor", "admin"})),
