@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -28,9 +29,18 @@ from audit.chain import format_time, key_id, sign_checkpoint
 from audit.keys import AnchorProblem, key_configured, load_key
 from audit.models import AuditCheckpoint, AuditEvent
 
-__all__ = ["AnchorProblem", "file_checkpoints", "key_configured", "load_key", "make_checkpoint"]
+__all__ = [
+    "AnchorProblem",
+    "CheckpointFileDamaged",
+    "file_checkpoints",
+    "file_missing",
+    "key_configured",
+    "load_key",
+    "make_checkpoint",
+]
 
 log = logging.getLogger(__name__)
+
 
 def _as_line(checkpoint: AuditCheckpoint) -> str:
     return json.dumps(
@@ -76,7 +86,11 @@ def _post_to_webhook(line: str) -> None:
         response.raise_for_status()
     except requests.RequestException as error:
         # The file copy and the database row still anchor it; the next checkpoint tries again.
-        log.warning("audit checkpoint webhook %s refused or unreachable: %s", url, error)
+        # Only the host: a webhook's path or query is often its secret.
+        host = urlsplit(url).hostname or "?"
+        log.warning(
+            "audit checkpoint webhook at %s refused or unreachable (%s)", host, type(error).__name__
+        )
 
 
 def make_checkpoint(*, only_if_new: bool = True) -> AuditCheckpoint | None:
@@ -94,11 +108,23 @@ def make_checkpoint(*, only_if_new: bool = True) -> AuditCheckpoint | None:
         checkpoint.key_id = key_id(key)
         checkpoint.signature = sign_checkpoint(key, checkpoint.signed_fields())
         line = _as_line(checkpoint)
-        # Outside first: a checkpoint in the database is always also in the file.
-        _append_to_file(line)
         checkpoint.save()
+        # In the file before the row commits: a checkpoint in the database is always also in
+        # the file (a failed append rolls the row back); only a failed commit leaves a line
+        # the database lacks, which the checks accept when it is the newest.
+        _append_to_file(line)
     _post_to_webhook(line)
     return checkpoint
+
+
+class CheckpointFileDamaged(AnchorProblem):
+    """The checkpoint file holds something that is not a checkpoint: evidence, not a setting."""
+
+
+def file_missing() -> bool:
+    """Is the checkpoint file configured but gone?"""
+    path = settings.WAVEGATE_AUDIT_CHECKPOINT_FILE
+    return bool(path) and not Path(path).exists()
 
 
 def _parse_time(text: str) -> datetime:
@@ -122,7 +148,9 @@ def file_checkpoints(*, tail: int | None = None) -> Iterator[dict[str, Any]]:
             for number, line in enumerate(lines, start=1):
                 if line.strip():
                     yield _checkpoint_from(line, number, path)
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise CheckpointFileDamaged(f"The checkpoint file {path} is not text: {error}.") from error
+    except OSError as error:
         raise AnchorProblem(f"The checkpoint file {path} cannot be read: {error}.") from error
 
 
@@ -154,4 +182,6 @@ def _checkpoint_from(line: str, number: int, path: str) -> dict[str, Any]:
         }
     except (ValueError, KeyError, TypeError) as error:
         where = f"line {number}" if number else "a line near its end"
-        raise AnchorProblem(f"The checkpoint file {path}, {where}, is not a checkpoint.") from error
+        raise CheckpointFileDamaged(
+            f"The checkpoint file {path}, {where}, is not a checkpoint: it was edited."
+        ) from error

@@ -116,6 +116,12 @@ class ChainWatch(models.Model):
     broken_seq = models.BigIntegerField(null=True, blank=True)
     broken_reason = models.TextField(blank=True)
     broken_since = models.DateTimeField(null=True, blank=True)
+    # After a break was acknowledged, checks resumed after this event: the events before it
+    # are not vouched for.
+    resumed_after = models.BigIntegerField(null=True, blank=True)
+    # Why the checkpoints could not be checked last time (an unreadable key or file): a fault
+    # of the setup, shown to auditors, not evidence of tampering.
+    unchecked_reason = models.TextField(blank=True)
 
     class Meta:
         default_permissions = ()

@@ -80,8 +80,9 @@ class _Checkpoint:
     data: Mapping[str, Any]
 
 
-def _seen_checkpoints() -> tuple[list[_Checkpoint], list[str]]:
-    problems: list[str] = []
+def _seen_checkpoints(report: Report) -> list[_Checkpoint]:
+    """Every checkpoint in the database and in the file; what does not agree between them goes
+    into the report."""
     stored = [
         _Checkpoint(c.seq, c.hash, c.signature, "the database", c.signed_fields())
         for c in AuditCheckpoint.objects.order_by("seq", "id")
@@ -95,24 +96,37 @@ def _seen_checkpoints() -> tuple[list[_Checkpoint], list[str]]:
             for c in anchor.file_checkpoints()
         ]
     except anchor.AnchorProblem as problem:
-        problems.append(str(problem))
+        report.problems.append(str(problem))
+    if stored and anchor.file_missing():
+        report.problems.append(
+            "the checkpoint file (WAVEGATE_AUDIT_CHECKPOINT_FILE) is gone: the copies outside "
+            "the database were removed"
+        )
     in_file = {(c.seq, c.hash, c.signature) for c in filed}
     in_database = {(c.seq, c.hash, c.signature) for c in stored}
-    if filed or problems:
+    if filed:
         for c in stored:
             if (c.seq, c.hash, c.signature) not in in_file:
-                problems.append(
+                report.problems.append(
                     f"checkpoint at event {c.seq} is in the database but not in the checkpoint "
                     f"file: it was not made by Wavegate, or the file was replaced"
                 )
+    newest_stored = max((c.seq for c in stored), default=0)
     for c in filed:
-        if (c.seq, c.hash, c.signature) not in in_database:
-            problems.append(
+        if (c.seq, c.hash, c.signature) in in_database:
+            continue
+        if c.seq > newest_stored:
+            # Written before its row committed: being made now, or its commit failed.
+            report.statements.append(
+                f"checkpoint at event {c.seq} ({c.where}) is not in the database yet"
+            )
+        else:
+            report.problems.append(
                 f"checkpoint at event {c.seq} ({c.where}) is missing from the database: "
                 f"checkpoints were deleted there"
             )
     seen = {(c.seq, c.hash, c.signature): c for c in [*stored, *filed]}
-    return sorted(seen.values(), key=lambda c: c.seq), problems
+    return sorted(seen.values(), key=lambda c: c.seq)
 
 
 def _hashes_at(seqs: Iterable[int], chunk: int = 5000) -> dict[int, str]:
@@ -124,23 +138,22 @@ def _hashes_at(seqs: Iterable[int], chunk: int = 5000) -> dict[int, str]:
     return found
 
 
-def full_report(batch_size: int = 5000) -> Report:
-    """Walk the chain and every checkpoint; say exactly what holds and what does not."""
-    report = Report()
-    verdict = verify_stored_chain(batch_size)
-    report.events = AuditEvent.objects.count()
-    report.last_seq = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
-    if verdict.intact:
-        report.statements.append(
-            f"chain intact to event {report.last_seq}" if report.last_seq else "the log is empty"
-        )
-    else:
-        report.problems.append(describe_break(verdict))
-        if verdict.count:
-            report.statements.append(f"chain intact to event {verdict.count}")
+def _table_end() -> int:
+    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
 
-    checkpoints, problems = _seen_checkpoints()
-    report.problems.extend(problems)
+
+def full_report(batch_size: int = 5000) -> Report:
+    """Walk the chain and every checkpoint; say exactly what holds and what does not.
+
+    Checkpoints are read first: each was made from an event already there, so one that names
+    an event past the table's end (read after them) means the tail was cut."""
+    report = Report()
+    checkpoints = _seen_checkpoints(report)
+    table_end = _table_end()
+    verdict = verify_stored_chain(batch_size)
+    report.events = verdict.count
+    report.last_seq = table_end
+
     key: bytes | None = None
     try:
         key = anchor.load_key()
@@ -149,6 +162,7 @@ def full_report(batch_size: int = 5000) -> Report:
             report.problems.append(f"checkpoint signatures cannot be checked: {problem}")
     table = _hashes_at(c.seq for c in checkpoints)
     last_matching = 0
+    contradicted = False
     for c in checkpoints:
         report.checkpoints_checked += 1
         if key is not None and not checkpoint_signed(key, {**c.data, "signature": c.signature}):
@@ -157,11 +171,12 @@ def full_report(batch_size: int = 5000) -> Report:
                 f"forged or altered"
             )
             continue
-        if c.seq > report.last_seq:
+        if c.seq > table_end:
             report.problems.append(
-                f"checkpoint says event {c.seq} exists, the table ends at {report.last_seq}"
+                f"checkpoint says event {c.seq} exists, the table ends at {table_end}"
             )
         elif table.get(c.seq) != c.hash:
+            contradicted = True
             report.problems.append(
                 f"events {last_matching + 1} to {c.seq} were altered: the signed checkpoint at "
                 f"event {c.seq} says its hash is {_short(c.hash)}, the table has "
@@ -169,41 +184,53 @@ def full_report(batch_size: int = 5000) -> Report:
             )
         elif key is not None:
             last_matching = max(last_matching, c.seq)
+
+    if not verdict.intact:
+        report.problems.insert(0, describe_break(verdict))
+        if verdict.count:
+            report.statements.insert(0, f"chain intact to event {verdict.count}")
+    elif contradicted:
+        report.statements.insert(
+            0,
+            f"hashes link up to event {verdict.count}, but signed checkpoints contradict them: "
+            "the chain was rewritten and rehashed",
+        )
+    elif verdict.count:
+        report.statements.insert(0, f"chain intact to event {verdict.count}")
+    else:
+        report.statements.insert(0, "the log is empty")
     report.anchored_to = last_matching
     if last_matching:
         report.statements.append(f"checkpoint at event {last_matching} signed")
-        if report.last_seq > last_matching:
+        if verdict.count > last_matching:
             report.statements.append(f"events after {last_matching} not yet anchored")
-    elif key is not None and report.last_seq:
+    elif key is not None and verdict.count:
         report.statements.append("no signed checkpoint yet: nothing anchors the chain")
     return report
 
 
 # --- beat's incremental check ------------------------------------------------------------------
+# One run verifies at most this many new events (the first run on a large log takes several).
+INCREMENT_LIMIT = 200_000
+
+
 def _rows_after(seq: int, batch_size: int) -> Iterator[Mapping[str, Any]]:
     rows = AuditEvent.objects.filter(seq__gt=seq).order_by("seq").values(*CHAIN_FIELDS)
-    return rows.iterator(chunk_size=batch_size)
+    return rows[:INCREMENT_LIMIT].iterator(chunk_size=batch_size)
 
 
-def _newest_checkpoints() -> tuple[list[dict[str, Any]], list[str]]:
+def _newest_checkpoints() -> list[dict[str, Any]]:
     newest: list[dict[str, Any]] = []
-    problems: list[str] = []
     stored = AuditCheckpoint.objects.order_by("-seq", "-id").first()
     if stored is not None:
         newest.append({**stored.signed_fields(), "where": "the database"})
-    try:
-        for c in anchor.file_checkpoints(tail=1):
-            newest.append({**c, "where": "the checkpoint file's last line"})
-    except anchor.AnchorProblem as problem:
-        problems.append(str(problem))
-    return newest, problems
+    for c in anchor.file_checkpoints(tail=1):
+        newest.append({**c, "where": "the checkpoint file's last line"})
+    return newest
 
 
-def _checkpoint_problems(head: int) -> list[str]:
-    newest, problems = _newest_checkpoints()
-    if not newest:
-        return problems
-    key = anchor.load_key() if anchor.key_configured() else None
+def _checkpoint_problems(newest: list[dict[str, Any]], head: int, key: bytes | None) -> list[str]:
+    problems = []
     table = _hashes_at(c["seq"] for c in newest)
     for c in newest:
         if key is not None and not checkpoint_signed(key, c):
@@ -223,10 +250,26 @@ def _checkpoint_problems(head: int) -> list[str]:
 def check_increment(batch_size: int = 5000) -> ChainWatch:
     """Verify the events added since the last check, that the last verified event is still
     there unchanged, and that the newest checkpoints still match; on a problem, mark the chain
-    broken and record `audit.chain_broken` (once, in the same transaction)."""
+    broken and record `audit.chain_broken` (once, in the same transaction). A key or file that
+    cannot be read is a fault of the setup: noted on the watch, not called tampering."""
     with transaction.atomic():
         watch, _ = ChainWatch.objects.select_for_update().get_or_create(pk=1)
         problems: list[str] = []
+        unchecked = ""
+        newest: list[dict[str, Any]] = []
+        key: bytes | None = None
+        # The checkpoints before the head: each was made from an event already there.
+        try:
+            if anchor.file_missing() and AuditCheckpoint.objects.exists():
+                problems.append("the checkpoint file (WAVEGATE_AUDIT_CHECKPOINT_FILE) is gone")
+            newest = _newest_checkpoints()
+            key = anchor.load_key() if anchor.key_configured() else None
+        except anchor.CheckpointFileDamaged as damage:
+            problems.append(str(damage))
+        except anchor.AnchorProblem as fault:
+            unchecked = str(fault)
+            newest = []
+        head = _table_end()
         seq, digest = watch.verified_seq, watch.verified_hash or GENESIS
         if seq:
             still = AuditEvent.objects.filter(seq=seq).values_list("hash", flat=True).first()
@@ -237,21 +280,16 @@ def check_increment(batch_size: int = 5000) -> ChainWatch:
                 )
         if not problems:
             verdict = verify(_rows_after(seq, batch_size), after_seq=seq, after_hash=digest)
-            if verdict.intact:
-                seq += verdict.count
-            else:
+            if not verdict.intact:
                 problems.append(describe_break(verdict))
+            if verdict.count:
                 seq += verdict.count
-            if seq != watch.verified_seq:
                 digest = AuditEvent.objects.values_list("hash", flat=True).get(seq=seq)
-        head = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
-        try:
-            problems.extend(_checkpoint_problems(head))
-        except anchor.AnchorProblem as problem:
-            problems.append(str(problem))
+        problems.extend(_checkpoint_problems(newest, head, key))
         if not problems or watch.broken_seq is None:
             watch.verified_seq, watch.verified_hash = seq, digest if seq else ""
         watch.checked_at = timezone.now()
+        watch.unchecked_reason = unchecked
         if problems and watch.broken_seq is None:
             watch.broken_seq = seq + 1
             watch.broken_reason = "; ".join(problems)

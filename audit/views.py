@@ -27,7 +27,7 @@ PAGE_SIZE = 50
 
 def _cursor(request: HttpRequest, name: str) -> int | None:
     raw = request.GET.get(name, "")
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 19 else None
 
 
 @dataclass(frozen=True)
@@ -126,20 +126,29 @@ def field_changes(before: Any, after: Any) -> list[FieldChange]:
 @dataclass(frozen=True)
 class Coverage:
     checkpoint: AuditCheckpoint | None
-    signature: str  # "valid", "invalid" or "unchecked" (no key here)
+    # "valid": signed with our key and the table still holds its hash at its event;
+    # "contradicted": signed, but the table's hash there differs (history was rewritten);
+    # "invalid": not signed with our key; "unchecked": no key here to check it with.
+    state: str
 
 
-def coverage(event: AuditEvent) -> Coverage:
-    """The first checkpoint at or after the event, which vouches for it, and its signature."""
-    checkpoint = AuditCheckpoint.objects.filter(seq__gte=event.seq).order_by("seq", "id").first()
+def vouches(checkpoint: AuditCheckpoint | None) -> Coverage:
+    """Does this checkpoint vouch for the events up to it, as the table holds them now?"""
     if checkpoint is None:
         return Coverage(None, "unchecked")
     try:
         key = anchor.load_key()
     except anchor.AnchorProblem:
         return Coverage(checkpoint, "unchecked")
-    signed = checkpoint_signed(key, checkpoint.signed_fields())
-    return Coverage(checkpoint, "valid" if signed else "invalid")
+    if not checkpoint_signed(key, checkpoint.signed_fields()):
+        return Coverage(checkpoint, "invalid")
+    stored = AuditEvent.objects.filter(seq=checkpoint.seq).values_list("hash", flat=True).first()
+    return Coverage(checkpoint, "valid" if stored == checkpoint.hash else "contradicted")
+
+
+def coverage(event: AuditEvent) -> Coverage:
+    """The first checkpoint at or after the event, which vouches for it."""
+    return vouches(AuditCheckpoint.objects.filter(seq__gte=event.seq).order_by("seq", "id").first())
 
 
 @requires(access.can_view_audit)
@@ -167,7 +176,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     context = {
         "watch": ChainWatch.objects.filter(pk=1).first(),
         "head": AuditEvent.objects.order_by("-seq").values("seq", "at").first(),
-        "checkpoint": AuditCheckpoint.objects.order_by("-seq", "-id").first(),
+        "coverage": vouches(AuditCheckpoint.objects.order_by("-seq", "-id").first()),
         "key_configured": anchor.key_configured(),
     }
     return render(request, "audit/verify.html", context)

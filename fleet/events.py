@@ -79,6 +79,10 @@ def read_events(
                 "network access to it can read them."
             )
         return Reading(error=explain(exc, "Reading the cluster's events"))
+    except (ValueError, AttributeError, TypeError) as exc:
+        # Not the Kubernetes API's JSON (a proxy's page, a truncated answer): say so, keep
+        # what earlier pulls read.
+        return Reading(error=f"The cluster's answer to the events list was not readable: {exc}")
     finally:
         api.close()
 
@@ -111,15 +115,28 @@ def _time(text: Any) -> datetime.datetime | None:
         return None
 
 
+def _count(value: Any) -> int:
+    try:
+        return max(1, int(value or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def as_row(cluster: Cluster, event: dict[str, Any], now: datetime.datetime) -> ClusterEvent | None:
     """The event as a row to keep; None for one without a uid (nothing to know it again by)."""
-    meta = event.get("metadata") or {}
+    if not isinstance(event, dict):
+        return None
+    meta = _mapping(event.get("metadata"))
     uid = str(meta.get("uid") or "")
     if not uid:
         return None
-    involved = event.get("involvedObject") or {}
-    series = event.get("series") or {}  # events.k8s.io's repeats, seen through core/v1
-    source = event.get("source") or {}
+    involved = _mapping(event.get("involvedObject"))
+    series = _mapping(event.get("series"))  # events.k8s.io's repeats, seen through core/v1
+    source = _mapping(event.get("source"))
     first = _time(event.get("firstTimestamp")) or _time(event.get("eventTime"))
     first = first or _time(meta.get("creationTimestamp")) or now
     last = _time(series.get("lastObservedTime")) or _time(event.get("lastTimestamp"))
@@ -134,7 +151,7 @@ def as_row(cluster: Cluster, event: dict[str, Any], now: datetime.datetime) -> C
         object_name=str(involved.get("name") or "")[:253],
         namespace=str(meta.get("namespace") or "")[:253],
         source=str(source.get("component") or event.get("reportingComponent") or "")[:253],
-        count=max(1, int(series.get("count") or event.get("count") or 1)),
+        count=_count(series.get("count") or event.get("count")),
         first_seen=first,
         last_seen=last,
         read_at=now,

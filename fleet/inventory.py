@@ -8,6 +8,7 @@ per cluster or node pool.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -80,11 +81,22 @@ class FleetCounts:
     by_ring: list[Tally]
 
 
+# Bumped when the rollout engine stores a mode it read from Azure (`modes_changed`).
+_MODES_KEY = "fleet:modes-changed"
+
+
+def modes_changed() -> None:
+    """A cluster's mode changed outside a sync (the engine enabled or rolled it back): the
+    counts kept for the overview are stale."""
+    cache.set(_MODES_KEY, uuid.uuid4().hex, None)
+
+
 def inventory_version() -> str:
-    """Changes whenever a sync starts or finishes: the inventory changes only through syncs.
-    (Changes made by other work show within CACHE_SECONDS.)"""
+    """Changes whenever a sync starts or finishes, or the engine changes a cluster's mode.
+    (Other changes show within CACHE_SECONDS.)"""
     last = SyncRun.objects.order_by("-pk").values_list("pk", "status").first()
-    return f"{last[0]}:{last[1]}" if last else "empty"
+    modes = cache.get(_MODES_KEY, "")
+    return f"{last[0]}:{last[1]}:{modes}" if last else f"empty:{modes}"
 
 
 CACHE_SECONDS = 30

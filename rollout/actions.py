@@ -18,6 +18,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import audit
+from audit import attempts
+from audit import context as audit_context
 from fleet.models import AcceptedOwner, Cluster
 from rollout import access, notify, planning
 from rollout.choices import (
@@ -353,19 +355,28 @@ def _refusal_recorded(tried: str, wave: Wave, acting_user: Any, do: Callable[[],
     try:
         return do()
     except (PermissionDenied, ActionRefused) as refusal:
+        ctx = audit_context.current()
+        username = acting_user.get_username() if acting_user is not None else ""
         with transaction.atomic():
-            audit.record(
-                RolloutEvent.DECISION_REFUSED,
-                acting_user=acting_user,
-                obj=wave,
-                after={
-                    "plan": wave.plan_id,
-                    "wave": wave.index,
-                    "tried": tried,
-                    "refusal": str(refusal),
-                },
-            )
+            # Throttled like every refusal: past the budget it is only counted, for the
+            # minute's summary.
+            if attempts.refusal_counted(username, ctx.ip if ctx else None):
+                _record_decision_refused(tried, wave, acting_user, refusal)
         raise
+
+
+def _record_decision_refused(tried: str, wave: Wave, acting_user: Any, refusal: Exception) -> None:
+    audit.record(
+        RolloutEvent.DECISION_REFUSED,
+        acting_user=acting_user,
+        obj=wave,
+        after={
+            "plan": wave.plan_id,
+            "wave": wave.index,
+            "tried": tried,
+            "refusal": str(refusal),
+        },
+    )
 
 
 def approve_wave(

@@ -11,9 +11,11 @@ import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from fleet import inventory
 from fleet.azure import Azure, AzureError, Conflict, OperationStatus, PreconditionFailed
 from fleet.models import Cluster, PreflightScan
 from rollout.choices import TargetStatus
@@ -189,3 +191,5 @@ def remember_mode(target: RolloutTarget, state: dict[str, Any]) -> None:
         provisioning_state=state["provisioningState"],
         mode_read_at=timezone.now(),
     )
+    # The overview's counts follow once the move commits.
+    transaction.on_commit(inventory.modes_changed)

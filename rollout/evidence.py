@@ -573,8 +573,20 @@ def _coverage(first: int | None, last: int | None) -> Coverage:
     except AnchorProblem:
         key = None
     if key is not None and every:
-        good = all(checkpoint_signed(key, c.signed_fields()) for c in every)
-        signatures = "valid" if good else "invalid"
+        signed = all(checkpoint_signed(key, c.signed_fields()) for c in every)
+        # A signature proves the checkpoint; only the table still holding the hash it signed
+        # proves the events.
+        held = dict(
+            AuditEvent.objects.filter(seq__in={c.seq for c in every}).values_list("seq", "hash")
+        )
+        matching = all(held.get(c.seq) == c.hash for c in every)
+        signatures = (
+            "invalid (not signed with the audit key)"
+            if not signed
+            else "valid, and the log still holds the hashes they signed"
+            if matching
+            else "signed, but the log's hashes differ from them: history was rewritten"
+        )
     if covering is None:
         newest = within[-1].seq if within else None
         statement = (

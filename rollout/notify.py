@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -106,9 +107,12 @@ def deliver(payload: dict[str, Any]) -> int:
         requests.exceptions.InvalidSchema,
         requests.exceptions.InvalidURL,
     ) as exc:
-        raise Refused(f"WAVEGATE_WEBHOOK_URL is not a usable URL: {exc}") from exc
+        raise Refused(f"WAVEGATE_WEBHOOK_URL is not a usable URL ({type(exc).__name__})") from exc
     except requests.RequestException as exc:
-        raise Unavailable(f"{type(exc).__name__}: {exc}") from exc
+        # Only the kind of failure and the host: a webhook URL's path often is its secret
+        # (Slack, Teams), and this text reaches the audit log and its exports.
+        host = urlsplit(settings.WAVEGATE_WEBHOOK_URL).hostname or "the webhook"
+        raise Unavailable(f"{type(exc).__name__} reaching {host}") from exc
     status = response.status_code
     if status >= 500 or status == 429:
         raise Unavailable(f"the webhook answered {status}")

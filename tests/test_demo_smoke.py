@@ -114,8 +114,10 @@ def test_the_demo_comes_up_on_sqlite_signs_in_and_runs_tasks(demo):
     assert "user.signed_in" in auditor.get("audit/")
     # Beat checks the chain, and signs its head outside the database, within a minute or two.
     wait_until(
-        lambda: "Intact." in (shown := auditor.get("audit/verify/"))
-        and "The newest signed checkpoint covers events 1 to" in shown,
+        lambda: (
+            "Intact." in (shown := auditor.get("audit/verify/"))
+            and "The newest signed checkpoint covers events 1 to" in shown
+        ),
         150,
         "beat to verify the audit chain and sign a checkpoint",
         interval=5,

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
@@ -100,7 +101,11 @@ def test_a_rewritten_and_rehashed_chain_is_caught_by_the_signed_checkpoint(isola
 
     after = run("audit_verify", isolated_db, anchors)
     assert after.returncode == 1
-    assert f"chain intact to event {more[-1].seq}" in after.stdout  # the chain alone is fooled
+    # The links alone are fooled, and the report says they are not to be believed.
+    assert f"hashes link up to event {more[-1].seq}, but signed checkpoints contradict" in (
+        after.stdout
+    )
+    assert "chain intact" not in after.stdout
     assert f"to {head} were altered: the signed checkpoint at event {head}" in after.stderr
 
 
@@ -172,3 +177,86 @@ def test_beat_check_raises_a_banner_and_records_the_break_once(isolated_db, anch
     assert AuditEvent.objects.filter(action="audit.chain_broken").count() == 1
     for client in (operator, auditor):
         assert "The audit log's chain is broken" in client.get("/").content.decode()
+
+
+def test_a_checkpoint_being_made_while_checking_is_not_called_tampering(isolated_db, anchors):
+    """The file line is written just before its row commits: a check in between sees a line
+    the database lacks, or a checkpoint newer than the head it read first. Neither is a break."""
+    from django.utils import timezone
+
+    from audit.anchor import _append_to_file, _as_line
+    from audit.chain import key_id, sign_checkpoint
+    from audit.models import AuditCheckpoint
+    from audit.verification import check_increment
+
+    events = write_events(3)
+    assert run("audit_checkpoint", isolated_db, anchors).returncode == 0
+    more = write_events(2)
+    key = Path(anchors.WAVEGATE_AUDIT_HMAC_KEY_FILE).read_bytes().strip()
+    pending = AuditCheckpoint(seq=more[-1].seq, hash=more[-1].hash, at=timezone.now())
+    pending.key_id = key_id(key)
+    pending.signature = sign_checkpoint(key, pending.signed_fields())
+    _append_to_file(_as_line(pending))  # its row not committed (yet)
+
+    done = run("audit_verify", isolated_db, anchors)
+    watch = check_increment()
+
+    assert done.returncode == 0, done.stderr
+    assert f"checkpoint at event {more[-1].seq}" in done.stdout
+    assert "not in the database yet" in done.stdout
+    assert watch.broken_seq is None
+    assert events
+
+
+def test_an_unreadable_key_is_a_setup_fault_not_tampering(isolated_db, anchors, tmp_path):
+    from audit.anchor import make_checkpoint
+    from audit.models import AuditEvent
+    from audit.verification import check_increment
+
+    write_events(2)
+    make_checkpoint()
+    anchors.WAVEGATE_AUDIT_HMAC_KEY_FILE = str(tmp_path / "moved-away.key")
+
+    watch = check_increment()
+
+    assert watch.broken_seq is None
+    assert "cannot be read" in watch.unchecked_reason
+    assert not AuditEvent.objects.filter(action="audit.chain_broken").exists()
+    assert "chain is broken" not in signed_in("auditor").get("/").content.decode()
+    assert "could not check the checkpoints" in (
+        signed_in("admin").get("/audit/verify/").content.decode()
+    )
+
+
+def test_an_events_page_says_when_its_signed_checkpoint_is_contradicted(isolated_db, anchors):
+    from audit.anchor import make_checkpoint
+
+    events = write_events(4)
+    make_checkpoint()
+    auditor = signed_in("auditor")
+    before = auditor.get(f"/audit/events/{events[1].seq}/").content.decode()
+    rewrite_from(events[1].seq)
+    after = auditor.get(f"/audit/events/{events[1].seq}/").content.decode()
+
+    assert "it vouches for this event" in before
+    assert "history up to it was rewritten" in after
+    assert "vouches for this event" not in after
+
+
+def test_acknowledging_a_break_says_from_where_checks_resumed(isolated_db, anchors):
+    from audit.anchor import make_checkpoint
+    from audit.verification import check_increment
+
+    events = write_events(4)
+    make_checkpoint()
+    check_increment()
+    as_superuser(("DELETE FROM audit_auditevent WHERE seq = %s", [events[-1].seq]))
+    assert check_increment().broken_seq is not None
+
+    done = run("audit_verify", isolated_db, anchors, "--acknowledge", "restored from backup")
+    page = signed_in("auditor").get("/audit/verify/").content.decode()
+
+    assert "break acknowledged" in done.stdout
+    assert "Checked since event" in page
+    assert "Intact." not in page
+    assert "chain is broken" not in page

@@ -98,6 +98,8 @@ def test_bad_filters_say_what_is_wrong_and_never_fail(desk):
         ({"outcome": "maybe"}, "Select a valid choice"),
         ({"q": "x" * 500}, "at most 200 characters"),
         ({"before": "not-a-number"}, None),
+        ({"before": "²"}, None),
+        ({"after": "١٢"}, None),
     ]:
         page = desk.get("/audit/", query)
         assert page.status_code == 200, query

@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from aksim.fleetfile import Cluster as Spec
 from config.celery_app import app as celery_app
+from fleet import inventory
 from fleet import tasks as fleet_tasks
 from fleet.choices import SyncTrigger
 from fleet.models import Cluster, ClusterEvent, EventPull
@@ -191,6 +192,22 @@ def test_a_rolled_back_cluster_shows_mode_none_without_a_sync(synced, personas, 
     history = section(page, "rollout-history")
     assert 'data-outcome="rolled_back"' in history
     assert "Rolled back" in history
+
+
+def test_the_overviews_counts_follow_an_enabled_cluster_without_a_sync(
+    synced, personas, django_capture_on_commit_callbacks
+):
+    spec = clean_clusters(synced)[0]
+
+    def at_bpfveth() -> int:
+        return sum(t.count for t in inventory.fleet_counts().by_mode if "BpfVeth" in t.query)
+
+    before = at_bpfveth()  # kept in the cache from now on
+    target = lone_target(personas["operator"], spec.name)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_until_settled(target)[-1] == "enabled"
+
+    assert at_bpfveth() == before + 1
 
 
 def test_a_cluster_whose_events_cannot_be_read_says_why_on_its_page(synced, client_as, settings):

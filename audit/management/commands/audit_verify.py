@@ -60,6 +60,7 @@ class Command(BaseCommand):
             )
             # Checks resume after the acknowledgement itself.
             watch.verified_seq, watch.verified_hash = event.seq, event.hash
+            watch.resumed_after = event.seq
             watch.broken_seq = None
             watch.broken_reason = ""
             watch.broken_since = None
