@@ -17,7 +17,7 @@ from django.views.decorators.http import require_safe
 from accounts.access import requires
 from audit import access, anchor, export
 from audit.chain import checkpoint_signed, event_hash
-from audit.filters import FILTER_FIELDS, FilterForm, Filters
+from audit.filters import FILTER_FIELDS, FilterForm, Filters, newest
 from audit.kinds import AuditAction
 from audit.log import record
 from audit.models import AuditCheckpoint, AuditEvent, ChainWatch
@@ -73,8 +73,9 @@ def event_list(request: HttpRequest) -> HttpResponse:
         rows = rows[:PAGE_SIZE][::-1]
         has_older = bool(rows) and events.filter(seq__lt=rows[-1].seq).exists()
     else:
-        page = events.filter(seq__lt=before) if before is not None else events
-        rows = list(page[: PAGE_SIZE + 1])
+        rows = newest(
+            events, below=before, count=PAGE_SIZE + 1, searching=bool(filters.values.get("q"))
+        )
         has_older = len(rows) > PAGE_SIZE
         rows = rows[:PAGE_SIZE]
         has_newer = before is not None and events.filter(seq__gte=before).exists()

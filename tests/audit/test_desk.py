@@ -196,3 +196,21 @@ def test_an_export_with_a_bad_filter_goes_back_to_the_page_that_says_why(desk):
     assert "Enter a whole number" in response.content.decode()
     assert not AuditEvent.objects.filter(action="audit.exported").exists()
     assert desk.get("/audit/export.xml").status_code == 404
+
+
+def test_a_search_pages_the_same_whether_its_matches_are_near_or_far(desk, monkeypatch):
+    """Searches look in the newest stretch of the log first: the pages must not change."""
+    monkeypatch.setattr("audit.filters.SEARCH_STRETCHES", (30, 90))
+    old = [audit.record("cluster.changed", after={"comment": f"ticket {n}"}) for n in range(40)]
+    for n in range(100):
+        audit.record("cluster.changed", after={"n": n})
+    recent = [audit.record("cluster.changed", after={"comment": f"ticket r{n}"}) for n in range(30)]
+
+    first = seqs_on(desk.get("/audit/", {"q": "ticket"}))
+    text = desk.get("/audit/", {"q": "ticket"}).content.decode()
+    older_link = re.search(r'href="\?([^"]+)" data-testid="older"', text).group(1)
+    second = seqs_on(desk.get("/audit/?" + older_link.replace("&amp;", "&")))
+
+    everything = [e.seq for e in reversed(old + recent)]
+    assert first == everything[:50]
+    assert second == everything[50:]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import transaction
+from django.db import connections, transaction
 from playwright.sync_api import Page, expect, sync_playwright
 
 import audit
@@ -85,6 +85,9 @@ def page() -> Iterator[Page]:
             tab.set_default_timeout(15_000)
             yield tab
         finally:
+            # The test reads the database while Playwright runs: those connections belong to
+            # its context and would outlive this test's database, which is dropped next.
+            connections.close_all()
             browser.close()
 
 
