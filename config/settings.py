@@ -99,6 +99,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # `count`, for "1 cluster" / "2 clusters" on every page (accounts/wording.py).
+            "builtins": ["accounts.templatetags.wording"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -255,6 +257,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # webhook) after this long instead of holding a web request until gunicorn's timeout.
     "socket_connect_timeout": env.float("CELERY_BROKER_CONNECT_TIMEOUT", default=5.0),
 }
+# Every worker must consume this queue (and WAVEGATE_SCAN_QUEUE's, when set). `make run` uses
+# `wavegate-demo` and a Redis database of its own, so that it shares no work with another app.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="wavegate")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -470,6 +474,13 @@ WAVEGATE_PLAN_MAX_PATTERN_LENGTH = env.int("WAVEGATE_PLAN_MAX_PATTERN_LENGTH", d
 # Of those, the most that hold a wildcard: each glob is tried on every cluster, an exact name is
 # one look-up.
 WAVEGATE_PLAN_MAX_GLOBS = env.int("WAVEGATE_PLAN_MAX_GLOBS", default=50)
+# What the new-plan form suggests: a soak long enough to notice trouble, changes inside each
+# cluster's maintenance window. `make run` suggests a minute and no windows, so that a first
+# plan on the simulated fleet ends in minutes.
+WAVEGATE_PLAN_DEFAULT_SOAK_MINUTES = env.int("WAVEGATE_PLAN_DEFAULT_SOAK_MINUTES", default=30)
+WAVEGATE_PLAN_DEFAULT_RESPECT_WINDOWS = env.bool(
+    "WAVEGATE_PLAN_DEFAULT_RESPECT_WINDOWS", default=True
+)
 # A rollout reuses a cluster's preflight scan younger than this, else scans it again first.
 WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES = env.int("WAVEGATE_PREFLIGHT_MAX_AGE_MINUTES", default=60)
 # Clusters scanned at once by "Scan all eligible clusters".

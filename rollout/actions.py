@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 import audit
@@ -45,7 +45,15 @@ from rollout.choices import (
     WaveStatus,
 )
 from rollout.enqueue import reconcile_soon
-from rollout.models import Approval, ClusterClaim, PlanAuthor, RolloutPlan, RolloutTarget, Wave
+from rollout.models import (
+    Approval,
+    ClusterClaim,
+    EmergencyStop,
+    PlanAuthor,
+    RolloutPlan,
+    RolloutTarget,
+    Wave,
+)
 from rollout.transitions import move_plan, move_target, move_targets, move_wave
 from rollout.transitions import pause_plan as pause
 
@@ -56,6 +64,34 @@ EDITABLE = ("name", "goal", "selection", "wave_spec", "concurrency", "failure_bu
 
 class ActionRefused(Exception):
     """The action cannot be done now; the message says why and what to do."""
+
+
+# Key of the PostgreSQL advisory lock that orders the emergency stop against submits and
+# resumes ("WGESTOP" in ASCII).
+_EMERGENCY_LOCK = 0x57474553544F50
+
+
+def emergency_lock(*, exclusive: bool) -> None:
+    """Hold until the transaction ends the lock that puts an emergency stop (exclusive) before
+    or after anything that sets a plan in motion (shared): a submit or a resume either commits
+    before the stop, which then pauses its plan, or reads the stop and is refused. SQLite lets
+    one writer in at a time already (settings)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            take = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+            cursor.execute(f"SELECT {take}(%s)", [_EMERGENCY_LOCK])
+
+
+def _refuse_while_stopped(plan: RolloutPlan, doing: str) -> None:
+    """No plan is set in motion while an emergency stop is in force (rollout/emergency.py)."""
+    emergency_lock(exclusive=False)
+    stop = EmergencyStop.in_force()
+    if stop is not None:
+        raise ActionRefused(
+            f"An emergency stop is in force (since {stop.started_at:%Y-%m-%d %H:%M} UTC, by "
+            f"{stop.started_by.get_username()}: {stop.reason}): plan {plan.name!r} cannot be "
+            f"{doing} until someone lifts it."
+        )
 
 
 R = TypeVar("R")
@@ -194,6 +230,7 @@ def submit_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
     hash, and put the first wave up for approval."""
     if not access.can_manage_plans(acting_user):
         raise PermissionDenied(access.can_manage_plans.refusal)
+    _refuse_while_stopped(plan, "submitted")  # before the plan's lock, as the stop takes them
     plan = RolloutPlan.objects.select_for_update().get(pk=plan.pk)
     if plan.status != PlanStatus.DRAFT:
         raise ActionRefused(
@@ -479,6 +516,7 @@ def pause_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPl
 @transaction.atomic
 def resume_plan(plan: RolloutPlan, *, acting_user: Any) -> RolloutPlan:
     _manage(acting_user)
+    _refuse_while_stopped(plan, "resumed")
     plan = _locked(plan)
     if plan.status != PlanStatus.PAUSED:
         raise ActionRefused(f"Plan {plan.name!r} is not paused.")
@@ -732,22 +770,3 @@ def roll_back_wave(wave: Wave, *, acting_user: Any, comment: str) -> int:
     )
     reconcile_soon()
     return len(targets)
-
-
-@transaction.atomic
-def emergency_stop(*, acting_user: Any, reason: str) -> int:
-    """Pause every running or submitted plan at once; returns how many were paused."""
-    if not access.can_emergency_stop(acting_user):
-        raise PermissionDenied(access.can_emergency_stop.refusal)
-    if not (reason or "").strip():
-        raise ActionRefused("Say why everything stops: it is shown on every paused plan.")
-    plans = list(RolloutPlan.objects.select_for_update().filter(status__in=PLAN_PAUSABLE))
-    audit.record(
-        RolloutEvent.EMERGENCY_STOP,
-        acting_user=acting_user,
-        object_type="rollout",
-        after={"reason": reason.strip(), "plans": [p.pk for p in plans]},
-    )
-    for plan in plans:
-        pause_plan(plan, acting_user=acting_user, reason=f"emergency stop: {reason.strip()}")
-    return len(plans)

@@ -1,5 +1,5 @@
-"""The rollout banner on every page: waves the signed-in approver may approve now, and paused
-plans with their reasons.
+"""The rollout banner on every page: an emergency stop in force, waves the signed-in approver
+may approve now, and paused plans with their reasons.
 
 What every user's banner is made of is read once for everybody and cached for a few seconds,
 so that a page costs no query for it while the cache is warm; each user's own banner is then
@@ -9,6 +9,7 @@ a wave `forget` it at once; changes by the engine show within CACHE_SECONDS.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -17,7 +18,7 @@ from django.core.cache import cache
 
 from rollout import access
 from rollout.choices import PLAN_LIVE, PlanStatus, WaveStatus
-from rollout.models import Approval, PlanAuthor, RolloutPlan, Wave
+from rollout.models import Approval, EmergencyStop, PlanAuthor, RolloutPlan, Wave
 
 CACHE_SECONDS = 10
 SHOWN = 5  # items per list; more are summed up as "and more"
@@ -25,6 +26,7 @@ SHOWN = 5  # items per list; more are summed up as "and more"
 AWAITING_READ = 100
 _AWAITING_KEY = "rollout:banner:awaiting"
 _PAUSED_KEY = "rollout:banner:paused"
+_STOP_KEY = "rollout:banner:emergency_stop"
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,24 @@ def _read_paused() -> list[PausedPlan]:
     ]
 
 
+@dataclass(frozen=True)
+class StopInForce:
+    started_at: datetime.datetime
+    started_by: str
+    reason: str
+
+
+def _read_stop() -> StopInForce | None:
+    stop = EmergencyStop.in_force()
+    if stop is None:
+        return None
+    return StopInForce(stop.started_at, stop.started_by.get_username(), stop.reason)
+
+
 def forget() -> None:
-    """Read the banner afresh on the next page (after a plan or wave changed)."""
-    cache.delete_many([_AWAITING_KEY, _PAUSED_KEY])
+    """Read the banner afresh on the next page (after a plan or wave changed, or an emergency
+    stop started or was lifted)."""
+    cache.delete_many([_AWAITING_KEY, _PAUSED_KEY, _STOP_KEY])
 
 
 class Banner:
@@ -92,6 +109,17 @@ class Banner:
 
     def __init__(self, user: Any) -> None:
         self.user = user
+
+    @cached_property
+    def emergency_stop(self) -> StopInForce | None:
+        """Shown to everyone signed in: it holds every plan."""
+        stop: StopInForce | None = cache.get_or_set(_STOP_KEY, _read_stop, CACHE_SECONDS)
+        return stop
+
+    @cached_property
+    def may_stop(self) -> bool:
+        """Offer the emergency stop (or its lift) on every page."""
+        return access.can_emergency_stop(self.user)
 
     @property
     def awaiting(self) -> list[AwaitingWave]:

@@ -201,6 +201,7 @@ class RolloutEvent(models.TextChoices):
     PLAN_REJECTED = "rollout.plan_rejected", "Plan rejected"
     PLAN_ABORTED = "rollout.plan_aborted", "Plan aborted"
     EMERGENCY_STOP = "rollout.emergency_stop", "Emergency stop"
+    EMERGENCY_STOP_LIFTED = "rollout.emergency_stop_lifted", "Emergency stop lifted"
     WEBHOOK_FAILED = "rollout.webhook_failed", "Webhook not delivered"
     WAVE_AWAITING_APPROVAL = "rollout.wave_awaiting_approval", "Wave awaiting approval"
     WAVE_APPROVED = "rollout.wave_approved", "Wave approved by an approver"

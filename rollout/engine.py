@@ -47,6 +47,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.wording import counted
 from fleet.azure import (
     Azure,
     AzureError,
@@ -355,8 +356,8 @@ def _wait_for_window(target: RolloutTarget, azure: Azure) -> None:
         busy = plan.targets.filter(status__in=TARGET_TAKING_SLOTS).count()
         if busy >= plan.concurrency:
             RolloutTarget.objects.filter(pk=target.pk).update(
-                error_message=f"Its window is open; waiting for a free slot ({busy} of the "
-                f"plan's {plan.concurrency} clusters at once are being changed)."
+                error_message=f"Its window is open; waiting for a free slot ({busy} being "
+                f"changed, the plan changes {counted(plan.concurrency, 'cluster')} at once)."
             )
             return
         move_target(target, T.WAITING_FOR_WINDOW, T.READY, error_message="")

@@ -64,10 +64,9 @@ class PlanForm(forms.Form):
     failure_budget = forms.CharField(
         max_length=16, initial="0", help_text="Failed clusters a wave tolerates: 0, 3 or 10%."
     )
-    soak_minutes = forms.IntegerField(min_value=0, max_value=7 * 24 * 60, initial=30)
+    soak_minutes = forms.IntegerField(min_value=0, max_value=7 * 24 * 60)
     respect_maintenance_windows = forms.BooleanField(
         required=False,
-        initial=True,
         help_text=(
             "Change each cluster only inside its maintenance window, waiting for it to open. "
             "Unchecked, clusters whose node disruption policy (AllowDuringMaintenanceWindow) "
@@ -78,6 +77,10 @@ class PlanForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Read per form, not at import: the installation chooses them (the demo's are short).
+        windows = settings.WAVEGATE_PLAN_DEFAULT_RESPECT_WINDOWS
+        self.fields["soak_minutes"].initial = settings.WAVEGATE_PLAN_DEFAULT_SOAK_MINUTES
+        self.fields["respect_maintenance_windows"].initial = windows
         subscriptions, regions, rings = _inventory_choices()
         self.fields["subscriptions"].choices = subscriptions  # type: ignore[attr-defined]
         self.fields["regions"].choices = regions  # type: ignore[attr-defined]

@@ -222,3 +222,31 @@ class PlanAuthor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.did} {self.plan_id}"
+
+
+class EmergencyStop(models.Model):
+    """An emergency stop: every plan paused at once, and none resumed or submitted until
+    someone lifts it (rollout/emergency.py). In force while `lifted_at` is empty; the rows
+    lifted are its history. Lifting resumes nothing: operators resume each plan themselves."""
+
+    started_at = models.DateTimeField()
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    lift_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"emergency stop of {self.started_at:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def in_force(cls) -> EmergencyStop | None:
+        return cls.objects.filter(lifted_at__isnull=True).select_related("started_by").first()

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from accounts.wording import counted
 from fleet.disruption import (
     BLOCK,
     BLOCK_REASON,
@@ -298,8 +299,8 @@ def cut(
         total = step.total(len(chosen))
         if total < done:
             raise PlanError(
-                f"Wave sizes are cumulative: {step.text} ({total} clusters) is fewer than the "
-                f"{done} already changed by the waves before it."
+                f"Wave sizes are cumulative: {step.text} ({counted(total, 'cluster')}) is fewer "
+                f"than the {done} already changed by the waves before it."
             )
         if total > done:
             waves.append(chosen[done:total])

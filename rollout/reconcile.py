@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from accounts.wording import counted
 from rollout import engine, notify
 from rollout.choices import (
     PLAN_LIVE,
@@ -227,7 +228,8 @@ def _run(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
     allowed = allowed_failures(plan.failure_budget, counts["total"])
     if counts["failed"] > allowed and plan.status != P.PAUSED:
         reason = (
-            f"Wave {wave.index}: {counts['failed']} of {counts['total']} clusters failed, over "
+            f"Wave {wave.index}: {counts['failed']} failed of its "
+            f"{counted(counts['total'], 'cluster')}, over "
             f"the failure budget of {plan.failure_budget} ({allowed} allowed). Retry, skip or "
             "roll back the failed clusters, then resume."
         )

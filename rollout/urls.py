@@ -1,13 +1,14 @@
 from django.urls import path
 
-from rollout import views
+from rollout import emergency_views, views
 
 app_name = "rollout"
 urlpatterns = [
     path("", views.plan_list, name="plans"),
     path("new", views.plan_new, name="plan_new"),
     path("preview", views.plan_preview, name="plan_preview"),
-    path("emergency-stop", views.emergency_stop, name="emergency_stop"),
+    path("emergency-stop", emergency_views.emergency_stop, name="emergency_stop"),
+    path("emergency-stop/lift", emergency_views.emergency_lift, name="emergency_lift"),
     path("<int:pk>/", views.plan_detail, name="plan"),
     path("<int:pk>/cards", views.plan_cards, name="plan_cards"),
     path("<int:pk>/evidence.zip", views.evidence_pack, name="evidence_pack"),

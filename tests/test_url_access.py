@@ -104,7 +104,8 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
     "rollout:wave": ("GET", {"pk": existing_plan, "index": 1}, EVERYONE),
     "rollout:wave_panel": ("GET", {"pk": existing_plan, "index": 1}, EVERYONE),
     "rollout:plan_pause": ("POST", {"pk": existing_plan}, OPERATORS),
-    "rollout:emergency_stop": ("POST", {}, OPERATORS),
+    "rollout:emergency_stop": ("GET", {}, OPERATORS),
+    "rollout:emergency_lift": ("GET", {}, OPERATORS),
     "rollout:plan_resume": ("POST", {"pk": existing_plan}, OPERATORS),
     "rollout:plan_abort": ("POST", {"pk": existing_plan}, OPERATORS),
     "rollout:wave_approve": (
@@ -153,6 +154,7 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
     "accounts:lockouts": ("GET", {}, frozenset({"admin"})),
     "accounts:lift_lockout": ("POST", {}, frozenset({"admin"})),
     "healthz": ("GET", {}, PUBLIC),
+    "favicon": ("GET", {}, PUBLIC),
 }
 
 

@@ -109,9 +109,9 @@ def test_it_costs_four_queries_at_most_and_none_while_cached(client_as, django_a
     cache.clear()
     with CaptureQueriesContext(connection) as cold:
         client.get(url)
-    # waves, their plans' authors (four eyes), their approvals, paused plans; and the audit
-    # chain's state (its banner, cached alike)
-    with django_assert_num_queries(len(cold) - 5):
+    # waves, their plans' authors (four eyes), their approvals, paused plans, an emergency
+    # stop in force; and the audit chain's state (its banner, cached alike)
+    with django_assert_num_queries(len(cold) - 6):
         response = client.get(url)
 
     html = response.content.decode()

@@ -86,7 +86,7 @@ def test_a_wave_pauses_at_its_budget_and_the_failures_are_retried_skipped_rolled
     ]
     assert told[1]["reason"] == plan.paused_reason
     assert plan.paused_reason.startswith(
-        "Wave 1: 3 of 20 clusters failed, over the failure budget of 10% (2 allowed)."
+        "Wave 1: 3 failed of its 20 clusters, over the failure budget of 10% (2 allowed)."
     )
     assert "Retry, skip or roll back the failed clusters, then resume." in plan.paused_reason
     wave.refresh_from_db()

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from rollout import actions, notify
+from rollout import actions, emergency, notify
 from rollout.tasks import send_webhook
 from tests.conftest import start_worker, tasks_sent_to
 from tests.factories import make_user, plan_over_a_new_cluster
@@ -120,7 +120,7 @@ def test_the_emergency_stop_announces_every_plan_it_pauses(
     second = plan_over_a_new_cluster(personas["operator"], "two")
 
     with django_capture_on_commit_callbacks(execute=True):
-        actions.emergency_stop(acting_user=personas["operator"], reason="incident 42")
+        emergency.stop_everything(acting_user=personas["operator"], reason="incident 42")
 
     bodies = sorted(webhook.bodies(), key=lambda b: b["plan"]["id"])
     assert [b["plan"]["id"] for b in bodies] == [first.pk, second.pk]

@@ -1,0 +1,21 @@
+"""`{{ n|count:"cluster" }}` → "1 cluster", "2 clusters": the one way pages put a number before
+a noun (accounts/wording.py). A builtin (config/settings.py TEMPLATES): every template has it."""
+
+from __future__ import annotations
+
+from django import template
+
+from accounts.wording import counted
+
+register = template.Library()
+
+
+@register.filter
+def count(n: object, noun: str) -> str:
+    """A value that is not a number is shown as it is, so a page never fails on it."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        try:
+            n = int(str(n))
+        except ValueError:
+            return f"{n} {noun.partition(',')[0]}"
+    return counted(n, noun)
