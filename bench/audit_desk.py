@@ -30,7 +30,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audit.chain import GENESIS, canonical_json, event_hash, key_id, sign_checkpoint  # noqa: E402
+from audit.chain import (  # noqa: E402
+    GENESIS,
+    HASHED_FIELDS,
+    OPTIONAL_HASHED_FIELDS,
+    canonical_json,
+    event_hash,
+    key_id,
+    sign_checkpoint,
+)
 
 BENCH_DB = "wavegate_bench_audit"
 ADMIN_URL = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
@@ -174,24 +182,8 @@ def _by(event: dict, person: str, people: dict[str, int], rng: random.Random) ->
     )
 
 
-COLUMNS = (
-    "seq",
-    "at",
-    "actor_id",
-    "actor_name",
-    "actor_ip",
-    "action",
-    "object_type",
-    "object_id",
-    "object_label",
-    "before",
-    "after",
-    "request_id",
-    "cluster_id",
-    "plan_id",
-    "prev_hash",
-    "hash",
-)
+# Every column the chain hashes, and the hash: the table less its generated columns.
+COLUMNS = (*HASHED_FIELDS, *OPTIONAL_HASHED_FIELDS, "hash")
 
 
 def build(key: bytes) -> None:
