@@ -99,8 +99,9 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
-            # `count`, for "1 cluster" / "2 clusters" on every page (accounts/wording.py).
-            "builtins": ["accounts.templatetags.wording"],
+            # `count`, for "1 cluster" / "2 clusters" on every page (accounts/wording.py), and the
+            # live regions' `live_poll` / `live_updated` (accounts/templatetags/live.py).
+            "builtins": ["accounts.templatetags.wording", "accounts.templatetags.live"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",

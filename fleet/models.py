@@ -405,3 +405,20 @@ class EventPull(models.Model):
 
     def __str__(self) -> str:
         return f"event pull of {self.cluster_id}"
+
+
+class ModeSnapshot(models.Model):
+    """How many present clusters ran each acceleration mode, per hour: the overview's chart of
+    clusters at BpfVeth over time. Written after a sync and after the engine changes a mode;
+    an hour with no row kept the counts of the one before it."""
+
+    hour = models.DateTimeField(unique=True)  # the hour's start, UTC
+    total = models.PositiveIntegerField()
+    by_mode = models.JSONField(default=dict)  # mode → clusters
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"modes at {self.hour:%Y-%m-%d %H}:00"

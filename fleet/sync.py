@@ -23,6 +23,7 @@ from django.utils import timezone
 
 import audit
 from config.bulk import insert_rows
+from fleet import snapshots
 from fleet.azure import Azure, AzureError, ClusterInfo, NodeDisruption, SubscriptionInfo
 from fleet.choices import FleetEvent, SyncStatus, SyncTrigger
 from fleet.eligibility import blockers
@@ -154,6 +155,7 @@ def run_sync(
             }
             finish_run(run, SyncStatus.SUCCEEDED, counts=counts)
         _refresh_statistics(outcome, len(fetched.clusters))
+        snapshots.record_after_change()
     except AzureError as exc:
         finish_run(
             run, SyncStatus.FAILED, counts={"calls": dict(azure.calls.counts)}, error=str(exc)

@@ -7,6 +7,7 @@ fleet).
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.conf import settings
@@ -15,12 +16,13 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.access import requires
 from audit import access as audit_access
 from audit.refusals import record_refusal
-from fleet import access, actions, inventory, maintenance, timeline
+from fleet import access, actions, charts, inventory, maintenance, snapshots, timeline
 from fleet.choices import SyncStatus
 from fleet.forms import PER_PAGE, PER_PAGE_CHOICES, ClusterFilter
 from fleet.models import Cluster
@@ -36,23 +38,48 @@ def _sync_panel(request: HttpRequest) -> dict[str, Any]:
     }
 
 
+IDLE_SECONDS = 15  # how often the overview reads itself again while nothing runs
+BUSY_SECONDS = 3  # … and while a sync runs
+SERIES_ROWS = 48  # the newest hours shown in the table beside the chart of modes
+
+
+def _overview(request: HttpRequest) -> dict[str, Any]:
+    """The overview's live part: the inventory's counts, clusters at BpfVeth over time, the
+    sync panel (preflight and rollouts come from their own apps' template tags)."""
+    panel = _sync_panel(request)
+    now = timezone.now()
+    start = now - datetime.timedelta(days=snapshots.DAYS_SHOWN)
+    series = snapshots.bpfveth_series(now)
+    counts = inventory.fleet_counts()
+    return {
+        "counts": counts,
+        "sync_minutes": settings.WAVEGATE_SYNC_MINUTES,
+        "days_shown": snapshots.DAYS_SHOWN,
+        "series": series[-SERIES_ROWS:],
+        "series_more": max(0, len(series) - SERIES_ROWS),
+        "mode_chart": charts.step_line(
+            [(max(p.at, start), p.bpfveth) for p in series],
+            start=start,
+            end=now,
+            y_max=max([counts.total, *(p.total for p in series)]),
+        ),
+        "live_every": BUSY_SECONDS if panel["running"] else IDLE_SECONDS,
+        **panel,
+    }
+
+
 @require_safe
 @requires(access.can_view_fleet)
 def overview(request: HttpRequest) -> HttpResponse:
-    context = {
-        "counts": inventory.fleet_counts(),
-        "sync_minutes": settings.WAVEGATE_SYNC_MINUTES,
-        **_sync_panel(request),
-    }
-    return render(request, "fleet/overview.html", context)
+    return render(request, "fleet/overview.html", _overview(request))
 
 
 @require_safe
 @requires(access.can_view_fleet)
 def sync_status(request: HttpRequest) -> HttpResponse:
-    """The overview's sync panel alone, which the page polls while a sync runs."""
-    context = {**_sync_panel(request), "polling": request.GET.get("polling") == "1"}
-    return render(request, "fleet/_sync_status.html", context)
+    """The overview's live part alone, which the page reads again every few seconds."""
+    context = {**_overview(request), "polling": request.GET.get("polling") == "1"}
+    return render(request, "fleet/_overview_live.html", context)
 
 
 @require_POST

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.access import requires
@@ -81,21 +82,27 @@ def _progress_panel(request: HttpRequest) -> dict[str, Any]:
     }
 
 
+def _blockers_live(request: HttpRequest) -> dict[str, Any]:
+    """The blockers page's live part: the scans under way and the latest results."""
+    not_read = Paginator(blockers.clusters_not_read(), BLOCKERS_PER_PAGE)
+    page = not_read.get_page(request.GET.get("page"))
+    results = blockers.fleet_preflight()
+    return {
+        "counts": results.counts,
+        "origins": results.origins,
+        "not_read": page,
+        "live_url": f"{reverse('preflight:scan_progress')}?polling=1&page={page.number}",
+        **_progress_panel(request),
+    }
+
+
 @require_safe
 @requires(can_view_fleet)
 def blocker_list(request: HttpRequest) -> HttpResponse:
     origin = request.GET.get("origin")
     if origin is not None:
         return _blocked_by(request, origin)
-    not_read = Paginator(blockers.clusters_not_read(), BLOCKERS_PER_PAGE)
-    results = blockers.fleet_preflight()
-    context = {
-        "counts": results.counts,
-        "origins": results.origins,
-        "not_read": not_read.get_page(request.GET.get("page")),
-        **_progress_panel(request),
-    }
-    return render(request, "preflight/blockers.html", context)
+    return render(request, "preflight/blockers.html", _blockers_live(request))
 
 
 def _blocked_by(request: HttpRequest, origin: str) -> HttpResponse:
@@ -119,9 +126,10 @@ def _blocked_by(request: HttpRequest, origin: str) -> HttpResponse:
 @require_safe
 @requires(can_view_fleet)
 def scan_progress(request: HttpRequest) -> HttpResponse:
-    """The blockers page's scan panel alone, which the page polls while scans run."""
-    context = {**_progress_panel(request), "polling": request.GET.get("polling") == "1"}
-    return render(request, "preflight/_scan_progress.html", context)
+    """The blockers page's live part alone, which the page polls while scans run: its last
+    copy, once every scan has ended, brings their results."""
+    context = {**_blockers_live(request), "polling": request.GET.get("polling") == "1"}
+    return render(request, "preflight/_blockers_live.html", context)
 
 
 @require_POST

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from fleet import inventory
+from fleet import inventory, snapshots
 from fleet.azure import Azure, AzureError, Conflict, OperationStatus, PreconditionFailed
 from fleet.models import Cluster, PreflightScan
 from rollout.choices import TargetStatus
@@ -191,5 +191,6 @@ def remember_mode(target: RolloutTarget, state: dict[str, Any]) -> None:
         provisioning_state=state["provisioningState"],
         mode_read_at=timezone.now(),
     )
-    # The overview's counts follow once the move commits.
+    # The overview's counts and its chart of modes over time follow once the move commits.
     transaction.on_commit(inventory.modes_changed)
+    transaction.on_commit(snapshots.record_after_change)

@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from accounts.wording import counted
 from fleet.disruption import (
@@ -317,8 +317,15 @@ class WaveEstimate:
     unplaced: int  # clusters whose window Wavegate cannot place (unreadable, or not soon)
 
 
+class Windowed(Protocol):
+    """What `estimate` reads of a cluster: its stored maintenance window ({} for none)."""
+
+    @property
+    def maintenance_window(self) -> Mapping[str, Any]: ...
+
+
 def estimate(
-    waves: Sequence[Sequence[Candidate]],
+    waves: Sequence[Sequence[Windowed]],
     *,
     concurrency: int,
     soak_minutes: int,

@@ -31,7 +31,7 @@ from accounts.wording import counted
 from audit.access import can_export_audit
 from audit.refusals import record_refusal
 from fleet.disruption import Disruption, Verdict
-from rollout import access, actions, banner, engine, evidence, outcomes, planning
+from rollout import access, actions, banner, engine, evidence, outcomes, planning, progress
 from rollout.choices import (
     PLAN_ACTIVE,
     PLAN_EDITABLE,
@@ -351,10 +351,11 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
     authorship = _authorship(authors)
     can_manage = access.can_manage_plans(user)
     cards = []
+    approvals_given: Counter[int] = Counter()
     for wave in waves:
-        decided_by = {
-            a.user_id for a in decisions.get(wave.pk, []) if a.plan_hash == plan.content_hash
-        }
+        current = [a for a in decisions.get(wave.pk, []) if a.plan_hash == plan.content_hash]
+        decided_by = {a.user_id for a in current}
+        approvals_given[wave.pk] = sum(a.decision == Decision.APPROVE for a in current)
         refusal = access.may_decide(user, wave, plan, decided_by, authorship)
         found = counts.get(wave.pk, {})
         size = sum(found.values())
@@ -370,6 +371,13 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
                     (s, label, n, round(100 * n / (size or 1), 1)) for s, label, n in states
                 ],
                 "approvals": decisions.get(wave.pk, []),
+                "progress": progress.progress(found, plan.goal),
+                "awaits": (
+                    progress.deciders(authorship, decided_by)
+                    if wave.status == WaveStatus.AWAITING_APPROVAL and plan.status in PLAN_LIVE
+                    else None
+                ),
+                "approvals_missing": max(0, wave.approvals_needed - approvals_given[wave.pk]),
                 "outcome": outcomes.outcome(wave.status, found, plan.goal),
                 "can_decide": refusal is None,
                 "why_not": _why_not(user, wave, refusal),
@@ -383,6 +391,8 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
     return {
         "plan": plan,
         "outcome": outcomes.outcome(plan.status, everything, plan.goal),
+        "progress": progress.progress(everything, plan.goal),
+        "finish": progress.finish(plan, waves, progress.open_windows(plan), approvals_given),
         "cards": cards,
         "polling": plan.status in PLAN_LIVE,
         "can_manage": can_manage,

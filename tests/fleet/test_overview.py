@@ -111,22 +111,27 @@ def test_a_running_sync_is_shown_and_its_panel_polls_every_3_seconds(client_as):
     assert 'hx-swap="outerHTML"' in page
 
 
-def test_the_polled_panel_stops_polling_once_the_sync_has_finished(client_as):
+def test_the_polled_overview_shows_what_the_sync_found_and_slows_down_once_it_ends(client_as):
     run = make_sync_run(status=SyncStatus.RUNNING, started_at=timezone.now())
     client = client_as("viewer")
     url = reverse("fleet:sync_status") + "?polling=1"
 
     while_running = client.get(url).content.decode()
+    make_cluster(name="aks-found")
     run.status, run.finished_at = SyncStatus.SUCCEEDED, timezone.now()
     run.counts = {"discovered": 5, "changed": 0, "removed": 0, "unchanged": 0}
     run.save()
     after = client.get(url).content.decode()
 
     assert 'hx-trigger="every 3s"' in while_running
-    assert "<html" not in while_running  # the panel alone
-    assert "hx-trigger" not in after
+    assert "<html" not in while_running  # the live part alone
+    assert "A sync is reading the subscriptions now" in while_running
+    # Scheduled syncs and rollouts change the fleet at any time: it keeps following, slower.
+    assert 'hx-trigger="every 15s"' in after
     assert "5 discovered" in after
-    assert "The sync has finished." in after
+    assert "The sync has finished: this page shows the inventory it found." in after
+    assert 'data-testid="tally-eligibility"' in after  # the cluster it found is counted
+    assert re.search(r'data-testid="updated">Updated <time datetime="[^"]+">\d\d:\d\d:\d\d', after)
 
 
 def test_an_empty_inventory_says_the_first_sync_fills_it(client_as):

@@ -203,14 +203,17 @@ def test_scan_all_queues_every_eligible_cluster_and_the_page_follows_the_progres
     )
     progress = section(page, "scan-progress")
     assert "2 queued, 1 running, 0 finished of 3 scans" in progress
-    assert 'hx-get="/blockers/progress/?polling=1" hx-trigger="every 3s"' in progress
+    assert 'hx-get="/blockers/progress/?polling=1&amp;page=1" hx-trigger="every 3s"' in page
 
     PreflightScan.objects.filter(status__in=[ScanStatus.QUEUED, ScanStatus.RUNNING]).update(
         status=ScanStatus.CLEAN, finished_at=timezone.now()
     )
     done = client.get(reverse("preflight:scan_progress"), {"polling": "1"}).content.decode()
     assert "hx-trigger" not in done
-    assert "Every scan has finished." in done
+    assert "Every scan has finished: the results below are theirs." in done
+    # The last copy brings the results themselves, so the page needs no reload.
+    assert 'data-status="clean"' in done
+    assert "these are the latest results" in done
 
 
 def test_scan_all_with_nothing_to_scan_says_why(client_as):
@@ -231,7 +234,7 @@ def test_a_viewer_pressing_scan_all_anyway_is_refused(client_as):
 def test_blockers_is_in_the_navigation(client_as):
     page = get(client_as("viewer"), "preflight:blockers")
 
-    assert '<a href="/blockers/" aria-current="page">Blockers</a>' in page
+    assert '<a href="/blockers/" aria-current="page">Preflight</a>' in page
     assert '<a href="/" >Fleet</a>' in page
 
 
