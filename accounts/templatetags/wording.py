@@ -19,3 +19,11 @@ def count(n: object, noun: str) -> str:
         except ValueError:
             return f"{n} {noun.partition(',')[0]}"
     return counted(n, noun)
+
+
+@register.filter
+def state(value: object) -> str:
+    """A state as stored ("rolling_back") in words ("Rolling back"), for pages that show a
+    state recorded by another part of Wavegate (an audit event's after-image)."""
+    text = str(value).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]

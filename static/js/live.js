@@ -1,7 +1,8 @@
-// Live regions (plan cards, a wave's panel) are replaced every few seconds by htmx polling. A
+// Live regions (accounts/templatetags/live.py: the overview, plan cards, a wave's panel, the
+// blockers, a cluster's preflight and timeline) are replaced every few seconds by htmx polling. A
 // poll already under way when someone starts typing a comment must not wipe what they typed:
-// keep the region as it is while one of its text inputs has focus or text; the next poll
-// after they send or clear it brings the page up to date.
+// keep the region as it is while one of its text inputs has focus or text (or one of its lists
+// is being chosen from); the next poll after they send or clear it brings the page up to date.
 (function () {
   "use strict";
 
@@ -12,7 +13,9 @@
         return true;
       }
     }
-    return false;
+    // Someone choosing in a list (a state filter) keeps it open too.
+    var active = document.activeElement;
+    return !!(active && active.tagName === "SELECT" && region.contains(active));
   }
 
   document.addEventListener("htmx:beforeSwap", function (event) {

@@ -121,6 +121,10 @@ def test_no_plan_is_resumed_or_submitted_while_the_stop_is_in_force(running, per
     )
 
     assert "cannot be resumed until someone lifts it" in answer
+    # The plan's page offers no Resume button meanwhile, and says why.
+    page = html(client_as("operator"), reverse("rollout:plan", kwargs={"pk": running.pk}))
+    assert reverse("rollout:plan_resume", kwargs={"pk": running.pk}) not in page
+    assert "Resume waits for the emergency stop to be lifted" in page
     running.refresh_from_db()
     draft.refresh_from_db()
     assert (running.status, draft.status) == (PlanStatus.PAUSED, PlanStatus.DRAFT)
