@@ -5,6 +5,7 @@ page shows the same figures in a table beside it, for screen readers and for cop
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ class LineChart:
     area: str  # the same, closed to the axis, for a light fill
     y_ticks: list[Tick]
     x_ticks: list[Tick]
+    dots: list[Tick]  # each recorded point, with its value
     left: int
     right: int
     top: int
@@ -73,14 +75,29 @@ def step_line(
         path = " ".join(parts)
         area = f"{path} V {lower} H {first_x} Z"
     y_ticks = [Tick(left - 6, y(v), f"{v:,}") for v in (0, top // 2, top)]
-    days = max(1, round(span / 86400))
-    every = max(1, days // 7)
-    x_ticks = [
-        Tick(x(at), lower + 16, at.strftime("%b %d"))
-        for n in range(0, days + 1, every)
-        if (at := start + datetime.timedelta(days=n)) <= end
-    ]
-    return LineChart(WIDTH, HEIGHT, path, area, y_ticks, x_ticks, left, right, upper, lower)
+    x_ticks = [Tick(x(at), lower + 16, label) for at, label in _time_ticks(start, end)]
+    dots = [Tick(x(at), y(value), f"{value:,}") for at, value in points]
+    return LineChart(WIDTH, HEIGHT, path, area, y_ticks, x_ticks, dots, left, right, upper, lower)
+
+
+def _time_ticks(
+    start: datetime.datetime, end: datetime.datetime
+) -> list[tuple[datetime.datetime, str]]:
+    """About six ticks: whole days over two days or more, whole hours below."""
+    span = end - start
+    if span >= datetime.timedelta(days=2):
+        step, fmt = datetime.timedelta(days=max(1, span.days // 6)), "%b %d"
+        first = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    else:
+        hours = max(1, math.ceil(span.total_seconds() / 3600 / 6))
+        step, fmt = datetime.timedelta(hours=hours), "%H:%M"
+        first = start.replace(minute=0, second=0, microsecond=0)
+    ticks, at = [], first
+    while at <= end:
+        if at >= start:
+            ticks.append((at, at.strftime(fmt)))
+        at += step
+    return ticks
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 
 from audit.models import AuditEvent
 from fleet.choices import AccelerationMode
-from fleet.models import Cluster, NodePool, SyncRun
+from fleet.models import Cluster, ModeSnapshot, NodePool, SyncRun
 
 T = TypeVar("T")
 
@@ -93,9 +93,12 @@ def modes_changed() -> None:
 
 def inventory_version() -> str:
     """Changes whenever a sync starts or finishes, or the engine changes a cluster's mode.
-    (Other changes show within CACHE_SECONDS.)"""
+    (Other changes show within CACHE_SECONDS.) The cache is each process's own: a mode the
+    engine's worker changed reaches the web's processes through the snapshot the change
+    rewrote (fleet/snapshots.py), the cache key through the process that made it."""
     last = SyncRun.objects.order_by("-pk").values_list("pk", "status").first()
-    modes = cache.get(_MODES_KEY, "")
+    stamp = ModeSnapshot.objects.order_by("-hour").values_list("taken_at", flat=True).first()
+    modes = f"{cache.get(_MODES_KEY, '')}:{stamp.timestamp() if stamp else ''}"
     return f"{last[0]}:{last[1]}:{modes}" if last else f"empty:{modes}"
 
 

@@ -41,6 +41,7 @@ def _sync_panel(request: HttpRequest) -> dict[str, Any]:
 IDLE_SECONDS = 15  # how often the overview reads itself again while nothing runs
 BUSY_SECONDS = 3  # … and while a sync runs
 SERIES_ROWS = 48  # the newest hours shown in the table beside the chart of modes
+MIN_HOURS = 6  # the chart of modes spans at least this much
 
 
 def _overview(request: HttpRequest) -> dict[str, Any]:
@@ -48,13 +49,16 @@ def _overview(request: HttpRequest) -> dict[str, Any]:
     sync panel (preflight and rollouts come from their own apps' template tags)."""
     panel = _sync_panel(request)
     now = timezone.now()
-    start = now - datetime.timedelta(days=snapshots.DAYS_SHOWN)
     series = snapshots.bpfveth_series(now)
+    # The last DAYS_SHOWN days, or less while the history is shorter (at least MIN_HOURS).
+    start = now - datetime.timedelta(days=snapshots.DAYS_SHOWN)
+    if series:
+        start = max(start, min(series[0].at, now - datetime.timedelta(hours=MIN_HOURS)))
     counts = inventory.fleet_counts()
     return {
         "counts": counts,
         "sync_minutes": settings.WAVEGATE_SYNC_MINUTES,
-        "days_shown": snapshots.DAYS_SHOWN,
+        "chart_since": start,
         "series": series[-SERIES_ROWS:],
         "series_more": max(0, len(series) - SERIES_ROWS),
         "mode_chart": charts.step_line(

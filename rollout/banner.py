@@ -5,6 +5,10 @@ What every user's banner is made of is read once for everybody and cached for a 
 so that a page costs no query for it while the cache is warm; each user's own banner is then
 picked from it (not their own plans, not waves they have decided). Pages that change a plan or
 a wave `forget` it at once; changes by the engine show within CACHE_SECONDS.
+
+The emergency stop is the exception: it is read on every page (one indexed query), never
+cached, since the cache is each process's own and a stop must show on every page at once,
+whichever process serves it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ SHOWN = 5  # items per list; more are summed up as "and more"
 AWAITING_READ = 100
 _AWAITING_KEY = "rollout:banner:awaiting"
 _PAUSED_KEY = "rollout:banner:paused"
-_STOP_KEY = "rollout:banner:emergency_stop"
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def _read_stop() -> StopInForce | None:
 def forget() -> None:
     """Read the banner afresh on the next page (after a plan or wave changed, or an emergency
     stop started or was lifted)."""
-    cache.delete_many([_AWAITING_KEY, _PAUSED_KEY, _STOP_KEY])
+    cache.delete_many([_AWAITING_KEY, _PAUSED_KEY])
 
 
 class Banner:
@@ -113,8 +116,7 @@ class Banner:
     @cached_property
     def emergency_stop(self) -> StopInForce | None:
         """Shown to everyone signed in: it holds every plan."""
-        stop: StopInForce | None = cache.get_or_set(_STOP_KEY, _read_stop, CACHE_SECONDS)
-        return stop
+        return _read_stop()
 
     @cached_property
     def may_stop(self) -> bool:

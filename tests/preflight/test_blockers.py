@@ -263,9 +263,9 @@ def test_blockers_costs_the_same_for_3_or_60_clusters(client_as):
     many = costs()
 
     assert many == few
-    # Five for any signed-in page; three for the version the aggregates are kept under (the
-    # latest scan, the open ones, the latest sync); the two aggregates when not kept yet; the
-    # page of clusters not read (count and rows); the scans under way (since when, counts);
-    # the rollout banner's paused plans, the emergency stop in force and the audit chain's
-    # state while their caches are cold.
-    assert few[:2] == (5 + 3 + 2 + 2 + 2 + 1 + 1 + 1, 5 + 3 + 2 + 2)
+    # Five for any signed-in page and the emergency stop in force (never cached); four for
+    # the version the aggregates are kept under (the latest scan, the open ones, the latest
+    # sync, the latest mode snapshot); the two aggregates when not kept yet; the page of
+    # clusters not read (count and rows); the scans under way (since when, counts); the
+    # rollout banner's paused plans and the audit chain's state while their caches are cold.
+    assert few[:2] == (5 + 1 + 4 + 2 + 2 + 2 + 1 + 1, 5 + 1 + 4 + 2 + 2)
