@@ -114,8 +114,14 @@ def plan_list(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "can_manage": access.can_manage_plans(request.user),
         "can_stop": access.can_emergency_stop(request.user),
+        "polling": any(plan.status in PLAN_LIVE for plan in page),
+        "live_url": f"{reverse('rollout:plans')}?live=1&page={page.number}",
     }
-    return render(request, "rollout/plan_list.html", context)
+    # The page's live part alone, which the page reads again while a plan on it is live.
+    live = request.GET.get("live") == "1"
+    return render(
+        request, "rollout/_plan_table.html" if live else "rollout/plan_list.html", context
+    )
 
 
 # --- a new plan and its preview ----------------------------------------------------------------

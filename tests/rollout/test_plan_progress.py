@@ -165,3 +165,20 @@ def test_a_wave_nobody_may_approve_says_so(client_as, personas, plan):
     html = page(client_as("viewer"), edited)
 
     assert block(html, "wave-awaits").startswith("Waits for 1 approval from nobody:")
+
+
+def test_the_plans_list_follows_live_plans_and_stops_once_none_is(client_as, plan):
+    client = client_as("viewer")
+
+    while_live = client.get(reverse("rollout:plans")).content.decode()
+    polled = client.get(reverse("rollout:plans"), {"live": "1"}).content.decode()
+    plan.targets.update(status=TargetStatus.ENABLED)
+    plan.waves.update(status=WaveStatus.DONE)
+    RolloutPlan.objects.filter(pk=plan.pk).update(status="completed")
+    ended = client.get(reverse("rollout:plans"), {"live": "1"}).content.decode()
+
+    assert 'hx-get="/plans/?live=1&amp;page=1" hx-trigger="every 5s"' in while_live
+    assert "<html" not in polled
+    assert 'data-plan="' in polled
+    assert "hx-trigger" not in ended
+    assert "Completed" in ended
