@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import uuid
@@ -19,7 +20,7 @@ import pytest
 from django.urls import reverse
 
 from health.models import WorkerHeartbeat
-from tests.processes import ROOT, Process, wait_until
+from tests.processes import ROOT, Process, free_port, wait_until
 
 _spec = importlib.util.spec_from_file_location("demo_script", ROOT / "scripts" / "demo.py")
 assert _spec is not None
@@ -190,3 +191,30 @@ def test_the_demo_worker_runs_what_the_app_sends_to_its_queues(isolated_db, tmp_
         )
     finally:
         worker.stop()
+
+
+@pytest.mark.slow
+def test_the_demo_web_listens_only_once_the_database_is_migrated(tmp_path):
+    """The demo's web loads while the database migrates, but opens its port only when the
+    launcher says the migrations are done: no request meets a database without its tables."""
+    environ = {k: v for k, v in unset_by_the_user().items() if k != "DATABASE_URL"}
+    demo = demo_script.Demo(tmp_path, environ=environ)  # SQLite in tmp_path, not yet migrated
+    port = free_port()
+    gate = demo.start_web(port)
+    try:
+        wait_until(
+            lambda: demo_script.WEB_WAITING in demo.log_tail("web") or demo.died() is not None,
+            90,
+            "the web to load",
+        )
+        assert demo.died() is None, demo.log_tail("web")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+        demo.migrate({})
+        demo.open_web(gate)
+
+        sign_in = f"http://127.0.0.1:{port}/{demo_script.SIGN_IN}"
+        wait_until(lambda: demo_script.page_answers(sign_in), 30, "the sign-in page")
+    finally:
+        demo.stop()

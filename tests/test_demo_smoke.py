@@ -46,7 +46,7 @@ def demo(tmp_path):
         )
         text = output.read_text()
         assert process.poll() is None, text
-        yield process, text, tmp_path / "var"
+        yield process, text, tmp_path / "var", output.read_text
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
@@ -80,7 +80,7 @@ class Browser:
 
 
 def test_the_demo_comes_up_on_sqlite_signs_in_and_runs_tasks(demo):
-    process, text, var_dir = demo
+    process, text, var_dir, output = demo
     running = re.search(r"Wavegate is running at (http://127\.0\.0\.1:\d+/)", text)
     assert running, text
     base = running.group(1)
@@ -96,12 +96,17 @@ def test_the_demo_comes_up_on_sqlite_signs_in_and_runs_tasks(demo):
     context = ssl.create_default_context(cafile=str(var_dir / "aksim" / "aksim-ca.pem"))
     with urllib.request.urlopen(simulated.group(1) + "/_aksim/healthz", context=context) as answer:
         assert json.load(answer)["clusters"] == 300
-    # ... and the demo opens on an inventory synced from it.
-    assert re.search(r"inventory sync \d+ succeeded .*: 300 clusters in 6 subscriptions", text), (
-        text
+    # ... and syncs the inventory from it, in the background once the pages answer.
+    wait_until(
+        lambda: bool(re.search(r"inventory sync \d+ succeeded .*: 300 clusters in 6", output())),
+        60,
+        "the demo's inventory sync",
+        interval=0.5,
     )
 
-    # Healthy means the worker ran the heartbeat task through Redis and wrote it to SQLite.
+    # Healthy means the worker ran the heartbeat task through Redis and wrote it to SQLite; the
+    # demo says when.
+    wait_until(lambda: "/healthz is green" in output(), 60, "the worker", interval=0.5)
     with urllib.request.urlopen(base + "healthz", timeout=10) as response:
         health = json.load(response)
     assert health["status"] == "ok", health
