@@ -51,14 +51,17 @@ class Progress:
     left: int
     failed: int
     skipped: int
+    rolled_back: int = 0  # an enabling plan's clusters put back to None
 
     @property
     def total(self) -> int:
-        return self.done + self.in_flight + self.left + self.failed + self.skipped
+        return (
+            self.done + self.in_flight + self.left + self.failed + self.skipped + self.rolled_back
+        )
 
     @property
     def settled(self) -> int:
-        return self.done + self.failed + self.skipped
+        return self.done + self.failed + self.skipped + self.rolled_back
 
     @property
     def percent_settled(self) -> int:
@@ -73,6 +76,7 @@ class Progress:
             ("done", "Done", self.done),
             ("failed", "Failed or blocked", self.failed),
             ("skipped", "Skipped", self.skipped),
+            ("rolled_back", "Rolled back", self.rolled_back),
             ("in_flight", "In flight", self.in_flight),
             ("left", "Not started", self.left),
         ]
@@ -90,6 +94,7 @@ class Progress:
                 (self.left, "not started"),
                 (self.failed, "failed or blocked"),
                 (self.skipped, "skipped"),
+                (self.rolled_back, "rolled back"),
             )
             if n
         ]
@@ -98,18 +103,15 @@ class Progress:
 
 def progress(counts: Mapping[str, int], goal: str) -> Progress:
     """`counts`: target state → how many. A rollback plan's clusters are done once rolled
-    back; an enabling plan's rolled back clusters are settled, not done (counted as failed)."""
+    back; an enabling plan's rolled back clusters are settled, not done."""
     rolling_back = goal == Goal.NONE
     done = counts.get(T.ENABLED, 0) + (counts.get(T.ROLLED_BACK, 0) if rolling_back else 0)
-    failed = (
-        counts.get(T.FAILED, 0)
-        + counts.get(T.BLOCKED, 0)
-        + (0 if rolling_back else counts.get(T.ROLLED_BACK, 0))
-    )
+    failed = counts.get(T.FAILED, 0) + counts.get(T.BLOCKED, 0)
     skipped = counts.get(T.SKIPPED, 0)
+    rolled_back = 0 if rolling_back else counts.get(T.ROLLED_BACK, 0)
     left = counts.get(T.PENDING, 0)
     in_flight = sum(n for s, n in counts.items() if s not in TARGET_SETTLED and s != T.PENDING)
-    return Progress(done, in_flight, left, failed, skipped)
+    return Progress(done, in_flight, left, failed, skipped, rolled_back)
 
 
 # --- the finish ----------------------------------------------------------------------------------

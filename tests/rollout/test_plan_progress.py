@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from rollout import actions
+from rollout import actions, progress
 from rollout.choices import TargetStatus, WaveStatus
 from rollout.models import RolloutPlan, RolloutTarget, Wave
 from tests.factories import make_cluster, make_user, submitted_plan
@@ -182,3 +182,17 @@ def test_the_plans_list_follows_live_plans_and_stops_once_none_is(client_as, pla
     assert 'data-plan="' in polled
     assert "hx-trigger" not in ended
     assert "Completed" in ended
+
+
+@pytest.mark.parametrize("goal", ["BpfVeth", "None"])
+def test_every_cluster_state_is_counted_once(goal):
+    counts = {state: n for n, state in enumerate(TargetStatus, 1)}
+
+    found = progress.progress(counts, goal)
+
+    assert found.total == sum(counts.values())
+    assert sum(s.count for s in found.segments) == found.total
+    rolled_back = counts[TargetStatus.ROLLED_BACK]
+    enabled = counts[TargetStatus.ENABLED]
+    # A rollback plan is done with a cluster once it is back at None; an enabling plan is not.
+    assert found.done == (enabled + rolled_back if goal == "None" else enabled)
