@@ -1,16 +1,17 @@
-"""Inventory at 10,000 clusters: sync time against its floor, re-sync time, page server times.
+"""Inventory at 10,000 clusters: sync time against its floor, re-sync time. (The pages over
+that inventory are measured by bench/pages.py.)
 
 The floor is the least time the sync's own Azure calls need under aksim's quotas (Azure's:
 ARM reads 250 burst + 25/s per subscription, Resource Graph 15 per 5 s) with zero processing
 cost and unlimited parallelism, computed from the calls the sync actually made.
-Run by `make bench`; uses its own PostgreSQL database (wavegate_bench), created and dropped.
+Run by `make bench`; uses its own PostgreSQL database (wavegate_bench, or BENCH_FLEET_DB),
+created and dropped.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from aksim.launch import serve_command, wait_ready  # noqa: E402
 
-BENCH_DB = "wavegate_bench"
+BENCH_DB = os.environ.get("BENCH_FLEET_DB", "wavegate_bench")
 ADMIN_URL = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 CLUSTERS, SUBSCRIPTIONS, SEED = 10_000, 200, 1
 ARM_BURST, ARM_RATE = 250, 25.0
@@ -142,7 +143,6 @@ def measure(info: dict) -> None:
         f"{new_events} cluster audit events; calls {run.counts['calls']}"
     )
     changes_in_azure(info)
-    pages()
 
 
 def changes_in_azure(info: dict) -> None:
@@ -185,43 +185,6 @@ def changes_in_azure(info: dict) -> None:
         f"{run.counts['changed']} changed, {run.counts['removed']} removed in "
         f"{run.duration_seconds:.1f} s; " + "; ".join(found)
     )
-
-
-def pages() -> None:
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-
-    user, _ = get_user_model().objects.get_or_create(username="bench-viewer")
-    user.groups.add(Group.objects.get(name="viewer"))
-    client = Client()
-    client.force_login(user)
-    for label, url in (
-        ("overview /", "/"),
-        ("cluster list /clusters/", "/clusters/"),
-        ("cluster list, 200 per page", "/clusters/?per_page=200"),
-        (
-            "cluster list, blocked, sorted by version",
-            "/clusters/?eligibility=blocked&sort=-version",
-        ),
-        ("cluster list, search", "/clusters/?q=payments"),
-    ):
-        times = []
-        for _ in range(40):
-            started = time.perf_counter()
-            response = client.get(url)
-            times.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200, (url, response.status_code)
-        with CaptureQueriesContext(connection) as queries:
-            client.get(url)
-        times.sort()
-        p95 = times[int(len(times) * 0.95) - 1]
-        print(
-            f"{label}: p50 {statistics.median(times):.1f} ms, p95 {p95:.1f} ms "
-            f"(target p95 <= 100 ms), {len(queries)} SQL queries"
-        )
 
 
 if __name__ == "__main__":

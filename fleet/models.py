@@ -114,6 +114,18 @@ class Cluster(models.Model):
                 name="fleet_cluster_live",
                 condition=Q(removed_at__isnull=True),
             ),
+            # The cluster list's sorts by eligibility (eligible first) and by ring read a
+            # page from these instead of sorting every present cluster.
+            models.Index(
+                fields=["-eligible", "name"],
+                name="fleet_cluster_eligible_first",
+                condition=Q(removed_at__isnull=True),
+            ),
+            models.Index(
+                fields=["ring", "name"],
+                name="fleet_cluster_ring_name",
+                condition=Q(removed_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ import datetime
 import logging
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -23,17 +24,23 @@ def record(now: datetime.datetime | None = None) -> ModeSnapshot:
     """Store the present clusters' counts by mode as this hour's snapshot."""
     now = now or timezone.now()
     hour = now.replace(minute=0, second=0, microsecond=0)
-    rows = (
-        Cluster.objects.filter(removed_at__isnull=True)
-        .values_list("acceleration_mode")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    by_mode = {mode or AccelerationMode.NONE.value: n for mode, n in rows}
-    snapshot, _ = ModeSnapshot.objects.update_or_create(
-        hour=hour,
-        defaults={"total": sum(by_mode.values()), "by_mode": by_mode, "taken_at": now},
-    )
+    with transaction.atomic():
+        # The hour's row is locked before counting: of two writers at once, the later one
+        # counts after the other has committed, so the row never ends with the older count.
+        snapshot, _ = ModeSnapshot.objects.get_or_create(
+            hour=hour, defaults={"total": 0, "by_mode": {}, "taken_at": now}
+        )
+        snapshot = ModeSnapshot.objects.select_for_update().get(pk=snapshot.pk)
+        rows = (
+            Cluster.objects.filter(removed_at__isnull=True)
+            .values_list("acceleration_mode")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        by_mode = {mode or AccelerationMode.NONE.value: n for mode, n in rows}
+        snapshot.total, snapshot.by_mode = sum(by_mode.values()), by_mode
+        snapshot.taken_at = max(now, timezone.now())
+        snapshot.save(update_fields=["total", "by_mode", "taken_at"])
     return snapshot
 
 

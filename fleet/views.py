@@ -25,7 +25,7 @@ from audit.refusals import record_refusal
 from fleet import access, actions, charts, inventory, maintenance, snapshots, timeline
 from fleet.choices import SyncStatus
 from fleet.forms import PER_PAGE, PER_PAGE_CHOICES, ClusterFilter
-from fleet.models import Cluster
+from fleet.models import Cluster, SyncRun
 
 
 def _sync_panel(request: HttpRequest) -> dict[str, Any]:
@@ -42,6 +42,7 @@ IDLE_SECONDS = 15  # how often the overview reads itself again while nothing run
 BUSY_SECONDS = 3  # … and while a sync runs
 SERIES_ROWS = 48  # the newest hours shown in the table beside the chart of modes
 MIN_HOURS = 6  # the chart of modes spans at least this much
+CLUSTER_LIST_SECONDS = 30  # how often the cluster list reads itself again while no sync runs
 
 
 def _overview(request: HttpRequest) -> dict[str, Any]:
@@ -68,6 +69,9 @@ def _overview(request: HttpRequest) -> dict[str, Any]:
             y_max=max([counts.total, *(p.total for p in series)]),
         ),
         "live_every": BUSY_SECONDS if panel["running"] else IDLE_SECONDS,
+        # While a sync runs the page follows it by its number, so that the copy read once it
+        # has ended can say so (and only that copy's followers).
+        "following_query": f"?following={panel['running'].pk}" if panel["running"] else "",
         **panel,
     }
 
@@ -82,7 +86,13 @@ def overview(request: HttpRequest) -> HttpResponse:
 @requires(access.can_view_fleet)
 def sync_status(request: HttpRequest) -> HttpResponse:
     """The overview's live part alone, which the page reads again every few seconds."""
-    context = {**_overview(request), "polling": request.GET.get("polling") == "1"}
+    following = request.GET.get("following", "")
+    context = {
+        **_overview(request),
+        "following": int(following)
+        if following.isascii() and following.isdigit() and len(following) <= 18
+        else None,
+    }
     return render(request, "fleet/_overview_live.html", context)
 
 
@@ -102,7 +112,9 @@ def sync(request: HttpRequest) -> HttpResponse:
 @require_safe
 @requires(access.can_view_fleet)
 def cluster_list(request: HttpRequest) -> HttpResponse:
-    form = ClusterFilter(request.GET, choices=inventory.filter_choices())
+    params = request.GET.copy()
+    params.pop("live", None)  # the live part's own marker: its links lead to whole pages
+    form = ClusterFilter(params, choices=inventory.filter_choices())
     clusters = inventory.list_clusters(form.query())
     page = Paginator(clusters, form.page_size()).get_page(form.page_number())
     context = {
@@ -112,11 +124,27 @@ def cluster_list(request: HttpRequest) -> HttpResponse:
         "default_per_page": PER_PAGE,
         "per_page_choices": PER_PAGE_CHOICES,
         "page": page,
+        "rows": inventory.list_rows(clusters, page),
         "problems": form.problems(),
         "sorts": form.sort_links(),
         "filtering": form.filtering(),
+        # Every 3 s while a sync changes the inventory, every 30 s otherwise.
+        "live_every": BUSY_SECONDS
+        if SyncRun.objects.filter(status=SyncStatus.RUNNING).exists()
+        else CLUSTER_LIST_SECONDS,
+        "live_url": f"{request.path}?{_with_live(request)}",
     }
-    return render(request, "fleet/cluster_list.html", context)
+    # The list's live part alone, which the page reads again.
+    live = request.GET.get("live") == "1"
+    return render(
+        request, "fleet/_cluster_table.html" if live else "fleet/cluster_list.html", context
+    )
+
+
+def _with_live(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query["live"] = "1"
+    return query.urlencode()
 
 
 def _cluster(pk: int) -> Cluster:

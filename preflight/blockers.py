@@ -31,7 +31,7 @@ from django.db.models.functions import Cast, Coalesce, Concat, RowNumber
 
 from audit.models import AuditEvent
 from fleet.choices import SCAN_OPEN, ScanStatus
-from fleet.inventory import NEVER_SCANNED, cached, inventory_version, present_clusters
+from fleet.inventory import NEVER_SCANNED, cached, present_clusters, sync_version
 from fleet.models import Cluster, PreflightScan, ScanFinding
 from preflight import access
 from preflight.choices import PreflightEvent
@@ -298,7 +298,7 @@ def _preflight_version() -> str:
     between two new scans the number of open ones only falls.)"""
     last = PreflightScan.objects.order_by("-pk").values_list("pk", flat=True).first()
     still_open = PreflightScan.objects.filter(status__in=SCAN_OPEN).count()
-    return f"{inventory_version()}:{last}:{still_open}"
+    return f"{sync_version()}:{last}:{still_open}"
 
 
 def _preflight_counts() -> list[PreflightTally]:

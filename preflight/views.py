@@ -87,12 +87,19 @@ def _blockers_live(request: HttpRequest) -> dict[str, Any]:
     not_read = Paginator(blockers.clusters_not_read(), BLOCKERS_PER_PAGE)
     page = not_read.get_page(request.GET.get("page"))
     results = blockers.fleet_preflight()
+    panel = _progress_panel(request)
     return {
         "counts": results.counts,
         "origins": results.origins,
         "not_read": page,
-        "live_url": f"{reverse('preflight:scan_progress')}?polling=1&page={page.number}",
-        **_progress_panel(request),
+        # While scans run, the copies say they follow them (the one read after the last ends
+        # then says so).
+        "live_url": f"{reverse('preflight:scan_progress')}?"
+        + ("polling=1&" if panel["progress"] else "")
+        + f"page={page.number}",
+        **panel,
+        # Every 3 s while scans run, else every 30 s: scans started elsewhere show up too.
+        "live_every": 3 if panel["progress"] else 30,
     }
 
 

@@ -7,10 +7,35 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from fleet.models import Cluster
 from rollout.choices import Goal
 from rollout.models import RolloutPlan
+
+
+class CheckboxGroup(forms.CheckboxSelectMultiple):
+    """One checkbox a choice, which a mouse alone or a keyboard alone can operate (a multiple
+    <select> needs Ctrl-click). Rendered in Python, not through a template per option: Django's
+    costs about 0.15 ms a checkbox, 30 ms for the 200 subscriptions of a large fleet. The page
+    puts it in a <fieldset> whose <legend> names it (`use_fieldset`)."""
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        chosen = {str(v) for v in ([value] if isinstance(value, str) else value or ())}
+        group = self.build_attrs(self.attrs, attrs).get("id") or f"id_{name}"
+        boxes = format_html_join(
+            "",
+            '<li><label for="{0}_{1}"><input type="checkbox" name="{2}" value="{3}" '
+            'id="{0}_{1}"{4}> {5}</label></li>',
+            (
+                (group, n, name, choice, " checked" if str(choice) in chosen else "", label)
+                for n, (choice, label) in enumerate(self.choices)
+            ),
+        )
+        return format_html('<ul class="choices" id="{}">{}</ul>', group, boxes)
 
 
 def _inventory_choices() -> tuple[
@@ -37,10 +62,14 @@ class PlanForm(forms.Form):
     name = forms.CharField(max_length=200)
     goal = forms.ChoiceField(choices=Goal.choices, initial=Goal.BPFVETH)
     subscriptions = forms.MultipleChoiceField(
-        required=False, help_text="None chosen: every subscription."
+        required=False, widget=CheckboxGroup, help_text="None chosen: every subscription."
     )
-    regions = forms.MultipleChoiceField(required=False, help_text="None chosen: every region.")
-    rings = forms.MultipleChoiceField(required=False, help_text="None chosen: every ring.")
+    regions = forms.MultipleChoiceField(
+        required=False, widget=CheckboxGroup, help_text="None chosen: every region."
+    )
+    rings = forms.MultipleChoiceField(
+        required=False, widget=CheckboxGroup, help_text="None chosen: every ring."
+    )
     tags = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),

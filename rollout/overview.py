@@ -70,20 +70,27 @@ def read(now: datetime.datetime | None = None) -> RolloutOverview:
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     found = dict(RolloutPlan.objects.values_list("status").annotate(n=Count("pk")).order_by())
     plans = [PlanTally(s, str(label), found.get(s, 0)) for s, label in PlanStatus.choices]
-    targets = RolloutTarget.objects.order_by().aggregate(
-        enabled=Count(
-            "pk",
-            filter=Q(status=TargetStatus.ENABLED, finished_at__gte=midnight)
-            & ~Q(plan__goal=Goal.NONE),
-        ),
-        rolled_back=Count(
-            "pk", filter=Q(status=TargetStatus.ROLLED_BACK, finished_at__gte=midnight)
-        ),
-        in_flight=Count(
-            "pk",
-            filter=Q(plan__status__in=PLAN_LIVE)
-            & ~Q(status__in=[*TARGET_SETTLED, TargetStatus.PENDING]),
-        ),
+    # A rollback plan's cluster ends "done" (enabled) once back at None; a cluster rolled back
+    # from any plan is in flight until it is back, whatever its plan's state.
+    in_flight = (
+        Q(plan__status__in=PLAN_LIVE) & ~Q(status__in=[*TARGET_SETTLED, TargetStatus.PENDING])
+    ) | Q(status=TargetStatus.ROLLING_BACK)
+    today = Q(
+        finished_at__gte=midnight, status__in=[TargetStatus.ENABLED, TargetStatus.ROLLED_BACK]
+    )
+    rolled_back = Q(status=TargetStatus.ROLLED_BACK) | Q(
+        status=TargetStatus.ENABLED, plan__goal=Goal.NONE
+    )
+    targets = (
+        RolloutTarget.objects.filter(today | in_flight)  # not every target ever
+        .order_by()
+        .aggregate(
+            enabled=Count(
+                "pk", filter=Q(status=TargetStatus.ENABLED) & ~Q(plan__goal=Goal.NONE) & today
+            ),
+            rolled_back=Count("pk", filter=rolled_back & today),
+            in_flight=Count("pk", filter=in_flight),
+        )
     )
     waiting = Wave.objects.filter(
         status=WaveStatus.AWAITING_APPROVAL, plan__status__in=PLAN_LIVE

@@ -15,10 +15,10 @@ from __future__ import annotations
 import datetime
 import fnmatch
 import functools
+import heapq
 import json
 import math
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -201,7 +201,13 @@ def _window_verdict(window: str, error: str, now: datetime.datetime) -> Verdict:
 
 @functools.lru_cache(maxsize=4096)
 def _opening(window: str, at: datetime.datetime) -> datetime.datetime | None:
-    return next_open(json.loads(window), at)
+    return next_open(_parsed(window), at)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(window: str) -> Any:
+    """A window as `_text` wrote it, read once (callers only read it)."""
+    return json.loads(window)
 
 
 def verdict(c: Candidate, now: datetime.datetime) -> Verdict:
@@ -333,37 +339,62 @@ def estimate(
     start: datetime.datetime | None = None,
     respect_windows: bool = False,
 ) -> list[WaveEstimate]:
-    """How long each wave takes if each starts as soon as the one before ends: batches of
-    `concurrency` operations, then the soak. When the plan respects maintenance windows (and
-    `start` is given), a cluster whose stored window is closed when its wave starts is changed
-    once it opens, as the engine does; the wave lasts until the last of them is done."""
+    """How long each wave takes if each starts as soon as the one before ends: its clusters
+    share `concurrency` slots, each change taking `operation_minutes`, then the soak. When the
+    plan respects maintenance windows (and `start` is given), a cluster whose stored window is
+    closed when a slot comes free for it starts once the window opens, as the engine does, and
+    takes no slot meanwhile (the clusters that can start sooner go first); a window that is
+    open when the wave starts may have closed by the time a slot comes free. A cluster whose
+    window cannot be read, or does not open within the horizon, is `unplaced`: its wait is
+    left out (the engine waits for it, so such a plan has no honest finish time)."""
     found: list[WaveEstimate] = []
     at = start
+    operation = datetime.timedelta(minutes=operation_minutes)
     for members in waves:
-        free, unplaced, opening = 0, 0, Counter[datetime.datetime]()
-        for c in members:
-            opens = at
-            if respect_windows and at is not None and c.maintenance_window:
-                try:
-                    opens = _opening(_text(c.maintenance_window), at)
-                except UnreadableWindow:
-                    opens = None
-                if opens is None:
-                    unplaced += 1
-                    opens = at
-            if opens is None or opens == at:
-                free += 1
-            else:
-                opening[opens] += 1
-        work = math.ceil(free / concurrency) * operation_minutes
-        for opens, count in opening.items():
-            assert at is not None
-            waited = (opens - at).total_seconds() / 60
-            work = max(work, math.ceil(waited) + math.ceil(count / concurrency) * operation_minutes)
-        minutes = work + soak_minutes
-        found.append(WaveEstimate(minutes, sum(opening.values()), unplaced))
-        at = at + datetime.timedelta(minutes=minutes) if at is not None else None
+        if at is None or not members:
+            minutes = math.ceil(len(members) / concurrency) * operation_minutes + soak_minutes
+            found.append(WaveEstimate(minutes, 0, 0))
+            continue
+        # Each cluster's first chance: its window's opening from the wave's start (or the start).
+        first: list[tuple[datetime.datetime, int, str]] = []
+        unplaced = 0
+        texts: dict[int, str] = {}  # clusters of a plan's page share their window objects
+        for n, c in enumerate(members):
+            window = c.maintenance_window if respect_windows else {}
+            if window and id(window) not in texts:
+                texts[id(window)] = _text(window)
+            text = texts[id(window)] if window else ""
+            opens = _opens(text, at) if text else at
+            if opens is None:
+                unplaced += 1
+                text, opens = "", at
+            first.append((opens, n, text))
+        first.sort()
+        slots = [at] * min(concurrency, len(members))
+        end, waiting = at, 0
+        for opens, _, text in first:
+            free = heapq.heappop(slots)
+            begins = max(free, opens)
+            if text and begins != opens:  # open when first tried; still open when a slot is?
+                later = _opens(text, begins)
+                begins = later if later is not None else begins
+            waiting += begins > free  # it waited for its window, not for a slot
+            done = begins + operation
+            heapq.heappush(slots, done)
+            end = max(end, done)
+        minutes = math.ceil((end - at).total_seconds() / 60) + soak_minutes
+        found.append(WaveEstimate(minutes, waiting, unplaced))
+        at = at + datetime.timedelta(minutes=minutes)
     return found
+
+
+def _opens(window: str, at: datetime.datetime) -> datetime.datetime | None:
+    """When the window (as `_text` wrote it) is next open from `at`; None when it cannot be
+    read or does not open within the horizon."""
+    try:
+        return _opening(window, at)
+    except UnreadableWindow:
+        return None
 
 
 def allowed_failures(budget: str, wave_size: int) -> int:

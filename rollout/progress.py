@@ -8,12 +8,13 @@ from __future__ import annotations
 import datetime
 import math
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import Count
 from django.utils import timezone
 
 from accounts.wording import counted
@@ -130,6 +131,7 @@ class Finish:
     waiting: int  # clusters that wait for a maintenance window
     unplaced: int  # clusters whose window Wavegate cannot place (their wait is left out)
     paused: bool
+    blocked: list[str] = field(default_factory=list)  # why it cannot finish as it stands
 
     @property
     def duration(self) -> str:
@@ -141,8 +143,6 @@ class Finish:
     @property
     def conditions(self) -> list[str]:
         said = []
-        if self.paused:
-            said.append("counted from now as if it were resumed now: a paused plan changes nothing")
         if self.approvals:
             said.append(
                 f"if the {counted(self.approvals, 'approval')} still needed "
@@ -153,36 +153,38 @@ class Finish:
                 f"including the wait of {counted(self.waiting, 'cluster')} for "
                 "their maintenance windows"
             )
-        if self.unplaced:
-            said.append(
-                f"leaving out the wait of {counted(self.unplaced, 'cluster')} whose window "
-                "Wavegate cannot place"
-            )
         return said
 
 
 def finish(
     plan: RolloutPlan,
     waves: Iterable[Wave],
-    open_targets: Iterable[tuple[int, Mapping[str, Any]]],
+    open_targets: Iterable[tuple[int, Mapping[str, Any], int]],
     approvals_given: Mapping[int, int],
+    approvers: Callable[[Wave], int],
     now: datetime.datetime | None = None,
 ) -> Finish | None:
     """The earliest finish of a live plan (None for one that has ended or is a draft): the
-    waves not done run one after the other, each in batches of the plan's concurrency with the
-    assumed operation time per batch (a cluster whose window is closed waits for it, when the
+    waves not done run one after the other, each sharing the plan's concurrency with the
+    assumed operation time per change (a cluster whose window is closed waits for it, when the
     plan respects windows), then soaks; a soaking wave ends when its soak does. Approvals are
     assumed given as soon as asked: `Finish.approvals` says how many that assumes.
 
-    `open_targets`: (wave id, maintenance window) of each cluster not settled yet;
-    `approvals_given`: wave id → approvals of the plan's current version."""
+    `open_targets`: (wave id, maintenance window, how many) of the clusters not settled yet;
+    `approvals_given`: wave id → approvals of the plan's current version; `approvers(wave)`:
+    how many people may still approve it (four eyes). When fewer people may approve a wave
+    than it needs, or a cluster's window cannot be placed, `Finish.blocked` says so: the plan
+    cannot finish as it stands, and no time is given."""
     if plan.status not in PLAN_LIVE:
         return None
     now = now or timezone.now()
     members: dict[int, list[Window]] = {}
-    for wave_id, window in open_targets:
-        members.setdefault(wave_id, []).append(Window(window if isinstance(window, dict) else {}))
+    for wave_id, window, n in open_targets:
+        members.setdefault(wave_id, []).extend(
+            [Window(window if isinstance(window, dict) else {})] * n
+        )
     at, approvals, waiting, unplaced = now, 0, 0, 0
+    blocked: list[str] = []
     for wave in sorted(waves, key=lambda w: w.index):
         if wave.status in (WaveStatus.DONE, WaveStatus.REJECTED, WaveStatus.ABORTED):
             continue
@@ -190,7 +192,15 @@ def finish(
             at = max(at, wave.soak_until)
             continue
         if wave.status in (WaveStatus.PENDING, WaveStatus.AWAITING_APPROVAL):
-            approvals += max(0, wave.approvals_needed - approvals_given.get(wave.pk, 0))
+            missing = max(0, wave.approvals_needed - approvals_given.get(wave.pk, 0))
+            approvals += missing
+            if missing and approvers(wave) < missing:
+                blocked.append(
+                    f"wave {wave.index} needs {counted(missing, 'more approval')} and only "
+                    f"{approvers(wave)} {'person' if approvers(wave) == 1 else 'people'} who did "
+                    "not write the plan may give them: an admin must give the approver role to "
+                    "someone else"
+                )
         (estimate,) = planning.estimate(
             [members.get(wave.pk, [])],
             concurrency=plan.concurrency,
@@ -202,31 +212,52 @@ def finish(
         waiting += estimate.waiting
         unplaced += estimate.unplaced
         at += datetime.timedelta(minutes=estimate.minutes)
+    if unplaced:
+        blocked.append(
+            f"Wavegate cannot tell when the maintenance window of {counted(unplaced, 'cluster')} "
+            "opens (unreadable, or not within the next weeks), and the engine waits for it: "
+            "skip those clusters or fix their windows"
+        )
     minutes = math.ceil((at - now).total_seconds() / 60)
-    return Finish(at, minutes, approvals, waiting, unplaced, plan.status == PlanStatus.PAUSED)
+    paused = plan.status == PlanStatus.PAUSED
+    return Finish(at, minutes, approvals, waiting, unplaced, paused, blocked)
 
 
-def open_windows(plan: RolloutPlan) -> Iterable[tuple[int, Mapping[str, Any]]]:
-    """(wave id, maintenance window) of each of the plan's clusters not settled yet."""
-    return (
-        plan.targets.exclude(status__in=TARGET_SETTLED)
-        .order_by()
-        .values_list("wave_id", "cluster__maintenance_window")
+def open_windows(plan: RolloutPlan) -> Iterable[tuple[int, Mapping[str, Any], int]]:
+    """(wave id, maintenance window, how many) of the plan's clusters not settled yet, one row
+    per distinct window (no window read when the plan ignores them)."""
+    open_targets = plan.targets.exclude(status__in=TARGET_SETTLED).order_by()
+    if not plan.respect_maintenance_windows:
+        return ((wave_id, {}, n) for wave_id, n in
+                open_targets.values_list("wave_id").annotate(n=Count("pk")))  # fmt: skip
+    return open_targets.values_list("wave_id", "cluster__maintenance_window").annotate(
+        n=Count("pk")
     )
 
 
 def read_finish(plan: RolloutPlan, waves: Iterable[Wave]) -> Finish | None:
-    """`finish` with what it needs read in two queries (the plan page has the approvals
-    already and calls `open_windows` and `finish` itself)."""
+    """`finish` with what it needs read (the plan page has the approvals already and calls
+    `open_windows` and `finish` itself)."""
     if plan.status not in PLAN_LIVE:
         return None
-    open_targets = open_windows(plan)
     given = Counter(
         Approval.objects.filter(
             wave__plan=plan, plan_hash=plan.content_hash, decision=Decision.APPROVE
         ).values_list("wave_id", flat=True)
     )
-    return finish(plan, waves, open_targets, given)
+    authors = plan.authorship()
+    decided: dict[int, set[int]] = {}
+    for wave_id, user_id in Approval.objects.filter(
+        wave__plan=plan, plan_hash=plan.content_hash
+    ).values_list("wave_id", "user_id"):
+        decided.setdefault(wave_id, set()).add(user_id)
+    return finish(
+        plan,
+        waves,
+        open_windows(plan),
+        given,
+        lambda wave: deciders(authors, decided.get(wave.pk, set())).count,
+    )
 
 
 # --- who may approve -----------------------------------------------------------------------------

@@ -5,16 +5,15 @@ a message)."""
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -22,7 +21,6 @@ from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -30,8 +28,7 @@ from accounts.access import requires
 from accounts.wording import counted
 from audit.access import can_export_audit
 from audit.refusals import record_refusal
-from fleet.disruption import Disruption, Verdict
-from rollout import access, actions, banner, engine, evidence, outcomes, planning, progress
+from rollout import access, actions, banner, engine, evidence, outcomes, progress
 from rollout.choices import (
     PLAN_ACTIVE,
     PLAN_EDITABLE,
@@ -48,10 +45,14 @@ from rollout.choices import (
 )
 from rollout.forms import PlanForm, initial_of
 from rollout.models import Approval, PlanAuthor, RolloutPlan, RolloutTarget, Wave
+from rollout.preview import checked_preview
 
 PLANS_PER_PAGE = 25
-PREVIEW_NAMES = 5  # first cluster names shown per wave in the preview
 TARGETS_PER_WAVE = 200  # cluster rows shown per wave card
+CARD_COLUMNS = (
+    "pk", "plan_id", "wave_id", "cluster_id", "position", "status", "attempts", "error_code",
+    "error_message", "cluster__name",
+)  # fmt: skip
 TARGETS_PER_PAGE = 100  # cluster rows per page of a wave's own page
 TARGET_ORDER = [s.value for s in TargetStatus]
 
@@ -114,7 +115,8 @@ def plan_list(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "can_manage": access.can_manage_plans(request.user),
         "can_stop": access.can_emergency_stop(request.user),
-        "polling": any(plan.status in PLAN_LIVE for plan in page),
+        # Every 5 s while a plan on the page is live, else every 30 s (others create plans).
+        "live_every": 5 if any(plan.status in PLAN_LIVE for plan in page) else 30,
         "live_url": f"{reverse('rollout:plans')}?live=1&page={page.number}",
     }
     # The page's live part alone, which the page reads again while a plan on it is live.
@@ -125,131 +127,6 @@ def plan_list(request: HttpRequest) -> HttpResponse:
 
 
 # --- a new plan and its preview ----------------------------------------------------------------
-@dataclass(frozen=True)
-class WavePreview:
-    index: int
-    size: int
-    first_names: list[str]
-    minutes: int
-    waiting: int = 0  # clusters that wait for their maintenance window once the wave starts
-    unplaced: int = 0  # clusters whose window opening Wavegate cannot place
-
-
-@dataclass(frozen=True)
-class DisruptionNote:
-    """What a cluster's node disruption policy means for it in this plan."""
-
-    wave: int
-    name: str
-    note: str
-
-
-@dataclass(frozen=True)
-class Preview:
-    waves: list[WavePreview]
-    excluded: list[planning.Excluded]
-    clusters: int
-    minutes: int
-    notes: list[DisruptionNote] = dataclasses.field(default_factory=list)
-    respect_windows: bool = True
-
-    @property
-    def waiting(self) -> int:
-        return sum(w.waiting for w in self.waves)
-
-    @property
-    def duration(self) -> str:
-        hours, minutes = divmod(self.minutes, 60)
-        days, hours = divmod(hours, 24)
-        parts = [f"{days} d"] * bool(days) + [f"{hours} h"] * bool(hours)
-        return " ".join([*parts, f"{minutes} min"] if minutes or not parts else parts)
-
-
-def _preview(form: PlanForm, plan: RolloutPlan | None = None) -> Preview:
-    """Cut the form's plan over today's inventory (for an edit, the clusters `plan` holds count
-    as free). Raises PlanError."""
-    data = form.cleaned_data
-    raw = form.selection()
-    selection = planning.Selection(
-        subscriptions=frozenset(raw["subscriptions"]),
-        regions=frozenset(raw["regions"]),
-        rings=frozenset(raw["rings"]),
-        tags=raw["tags"],
-        names=tuple(raw["names"]),
-    )
-    now, respect = timezone.now(), data["respect_maintenance_windows"]
-    cut = planning.cut(
-        actions.candidates(plan),
-        selection,
-        data["wave_spec"],
-        data["goal"],
-        actions.ring_order(),
-        now=now,
-        respect_windows=respect,
-    )
-    estimates = planning.estimate(
-        cut.waves,
-        concurrency=data["concurrency"],
-        soak_minutes=data["soak_minutes"],
-        operation_minutes=settings.WAVEGATE_ESTIMATED_OPERATION_MINUTES,
-        start=now,
-        respect_windows=respect,
-    )
-    waves = [
-        WavePreview(
-            index=i,
-            size=len(members),
-            first_names=[m.name for m in members[:PREVIEW_NAMES]],
-            minutes=estimate.minutes,
-            waiting=estimate.waiting,
-            unplaced=estimate.unplaced,
-        )
-        for i, (members, estimate) in enumerate(zip(cut.waves, estimates, strict=True), 1)
-    ]
-    notes = [
-        DisruptionNote(i, member.name, _disruption_note(cut.disruption[member.id], respect))
-        for i, members in enumerate(cut.waves, 1)
-        for member in members
-        if member.id in cut.disruption
-    ]
-    return Preview(
-        waves=waves,
-        excluded=cut.excluded,
-        clusters=cut.cluster_count,
-        minutes=sum(w.minutes for w in waves),
-        notes=notes,
-        respect_windows=respect,
-    )
-
-
-def _disruption_note(verdict: Verdict, respect_windows: bool) -> str:
-    if verdict.kind == Disruption.WAITS:
-        return planning.waiting_note(verdict)
-    if verdict.kind == Disruption.IN_WINDOW and not respect_windows:
-        return (
-            f"{verdict.sentence} This plan does not wait for maintenance windows: if its wave "
-            "reaches it after the window closes, AKS refuses the change."
-        )
-    return verdict.sentence
-
-
-def _checked(
-    form: PlanForm, *, preview_only: bool = False, plan: RolloutPlan | None = None
-) -> Preview | None:
-    """The preview, or None with the problem added to the form's errors. A preview needs no
-    name yet."""
-    if not form.is_valid() and not (preview_only and set(form.errors) == {"name"}):
-        return None
-    try:
-        actions.check_budget(form.cleaned_data["failure_budget"])
-        return _preview(form, plan)
-    except planning.PlanError as exc:
-        form.add_error("wave_spec", str(exc))
-    except actions.ActionRefused as exc:
-        form.add_error("failure_budget", str(exc))
-    return None
-
-
 @require_POST
 @requires(access.can_manage_plans)
 def plan_preview(request: HttpRequest) -> HttpResponse:
@@ -263,7 +140,7 @@ def plan_preview(request: HttpRequest) -> HttpResponse:
         if editing.isascii() and editing.isdigit() and len(editing) <= 18
         else None
     )
-    preview = _checked(form, preview_only=True, plan=plan)
+    preview = checked_preview(form, preview_only=True, plan=plan)
     return render(request, "rollout/_preview.html", {"form": form, "preview": preview})
 
 
@@ -274,7 +151,7 @@ def plan_new(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "rollout/plan_new.html", {"form": PlanForm(), "preview": None})
     form = PlanForm(request.POST)
-    preview = _checked(form)
+    preview = checked_preview(form)
     if preview is not None:
         try:
             # Created and submitted together, or neither: a refused submit leaves no draft.
@@ -315,7 +192,7 @@ def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "rollout/plan_new.html", context)
     form = PlanForm(request.POST)
     context["form"] = form
-    context["preview"] = preview = _checked(form, plan=plan)
+    context["preview"] = preview = checked_preview(form, plan=plan)
     if preview is not None:
         try:
             # Edited and submitted again together, or neither: a refused submit leaves the
@@ -356,7 +233,7 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
     authors = _authors(plan)
     authorship = _authorship(authors)
     can_manage = access.can_manage_plans(user)
-    cards = []
+    cards: list[dict[str, Any]] = []
     approvals_given: Counter[int] = Counter()
     for wave in waves:
         current = [a for a in decisions.get(wave.pk, []) if a.plan_hash == plan.content_hash]
@@ -366,7 +243,12 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
         found = counts.get(wave.pk, {})
         size = sum(found.values())
         states = _state_counts(found.items())
-        shown = list(wave.targets.select_related("cluster").order_by("position")[:TARGETS_PER_WAVE])
+        # The cards show a cluster's name only: not its whole row (tags, windows, ARM ids).
+        shown = list(
+            wave.targets.select_related("cluster")
+            .only(*CARD_COLUMNS)
+            .order_by("position")[:TARGETS_PER_WAVE]
+        )
         cards.append(
             {
                 "wave": wave,
@@ -391,6 +273,12 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
                 and bool(found.get(TargetStatus.ENABLED) or found.get(TargetStatus.FAILED)),
             }
         )
+    # Who may still approve: for a wave awaiting approval as its card says, for a later one
+    # every approver who did not write the plan.
+    available: dict[int, int] = {
+        c["wave"].pk: c["awaits"].count for c in cards if c["awaits"] is not None
+    }
+    everyone = progress.deciders(authorship, ()).count if plan.status in PLAN_LIVE else 0
     everything: Counter[str] = Counter()  # the plan's clusters, for its outcome
     for found in counts.values():
         everything.update(found)
@@ -398,14 +286,51 @@ def _plan_panel(request: HttpRequest, plan: RolloutPlan) -> dict[str, Any]:
         "plan": plan,
         "outcome": outcomes.outcome(plan.status, everything, plan.goal),
         "progress": progress.progress(everything, plan.goal),
-        "finish": progress.finish(plan, waves, progress.open_windows(plan), approvals_given),
+        "finish": _finish(plan, waves, counts, approvals_given, available, everyone),
         "cards": cards,
-        "polling": plan.status in PLAN_LIVE,
+        # A finished plan's clusters may still be rolling back: follow them too.
+        "polling": plan.status in PLAN_LIVE or bool(everything.get(TargetStatus.ROLLING_BACK)),
         "can_manage": can_manage,
         "authors": authors,
         "editable": can_manage and plan.status in PLAN_EDITABLE,
         **target_actions(plan),
     }
+
+
+FINISH_SECONDS = 15
+
+
+def _finish(
+    plan: RolloutPlan,
+    waves: list[Wave],
+    counts: Mapping[int, Mapping[str, int]],
+    approvals_given: Mapping[int, int],
+    available: Mapping[int, int],
+    everyone: int,
+) -> progress.Finish | None:
+    """`progress.finish`, kept FINISH_SECONDS while nothing it reads has changed: it places
+    every open cluster's maintenance window (a few hundred ms for a plan of 1,000 clusters),
+    and the page is polled every 3 s. A change of any state, count or approval computes it
+    anew."""
+    state = (
+        plan.pk, plan.status, plan.content_hash, plan.concurrency, plan.soak_minutes,
+        plan.respect_maintenance_windows,
+        tuple((w.pk, w.status, w.soak_until, w.approvals_needed) for w in waves),
+        tuple(sorted((k, tuple(sorted(v.items()))) for k, v in counts.items())),
+        tuple(sorted(approvals_given.items())), tuple(sorted(available.items())), everyone,
+    )  # fmt: skip
+    key = "rollout:finish:" + hashlib.sha256(repr(state).encode()).hexdigest()
+    found: progress.Finish | None = cache.get(key)
+    if found is None:
+        found = progress.finish(
+            plan,
+            waves,
+            progress.open_windows(plan),
+            approvals_given,
+            lambda wave: available.get(wave.pk, everyone),
+        )
+        cache.set(key, found, FINISH_SECONDS)
+    return found
 
 
 def _counts_by_wave(plan: RolloutPlan) -> defaultdict[int, dict[str, int]]:

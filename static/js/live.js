@@ -13,9 +13,11 @@
         return true;
       }
     }
-    // Someone choosing in a list (a state filter) keeps it open too.
+    // Someone choosing in a list (a state filter), or resting on any control in the region
+    // with the keyboard, keeps it as it is too: a swap would lose their place (htmx restores
+    // focus only to elements with an id). Its "Updated" time then says how old it is.
     var active = document.activeElement;
-    return !!(active && active.tagName === "SELECT" && region.contains(active));
+    return !!(active && active !== document.body && region.contains(active));
   }
 
   document.addEventListener("htmx:beforeSwap", function (event) {

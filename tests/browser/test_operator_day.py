@@ -186,7 +186,8 @@ def test_an_operators_day(wavegate_on_aksim: Aksim, people, server: str, browser
     assert verdict(operator, "clean") >= CLUSTERS
     origins = operator.locator("[data-testid=origins] tbody tr")
     assert origins.count() > 0
-    expect(operator.locator("[data-testid=updated]").first).to_contain_text("latest results")
+    expect(operator.locator("[data-testid=latest-results]")).to_be_visible()
+    expect(operator.locator("#blockers-live")).to_have_attribute("hx-trigger", "every 30s")
     shoot(operator, "preflight-scanned")
 
     # --- open a blocked cluster and read why --------------------------------------------------
@@ -215,6 +216,9 @@ def test_an_operators_day(wavegate_on_aksim: Aksim, people, server: str, browser
     expect(operator.locator("[data-testid=preview-summary]")).to_contain_text(
         f"{CLUSTERS} clusters in 2 waves, 0 set apart", timeout=10_000
     )
+    # The preview follows the form: with windows ignored nobody waits for one.
+    expect(operator.locator("[data-testid=preview-waiting]")).to_have_count(0, timeout=10_000)
+    expect(operator.locator("[data-testid=preview-clusters] tbody tr")).to_have_count(CLUSTERS)
     shoot(operator, "plan-preview")
     operator.click("button:has-text('Create and submit')")
     operator.wait_for_url(re.compile(re.escape(server) + r"/plans/\d+/$"))

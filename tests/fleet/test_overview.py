@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from fleet.choices import SyncStatus, SyncTrigger
+from fleet.models import SyncRun
 from tests.factories import make_cluster, make_subscription, make_sync_run
 
 pytestmark = pytest.mark.django_db
@@ -106,7 +107,8 @@ def test_a_running_sync_is_shown_and_its_panel_polls_every_3_seconds(client_as):
     page = client_as("viewer").get(reverse("fleet:overview")).content.decode()
 
     assert 'data-testid="sync-running"' in page
-    assert f'hx-get="{reverse("fleet:sync_status")}?polling=1"' in page
+    running = SyncRun.objects.get(status=SyncStatus.RUNNING)
+    assert f'hx-get="{reverse("fleet:sync_status")}?following={running.pk}"' in page
     assert 'hx-trigger="every 3s"' in page
     assert 'hx-swap="outerHTML"' in page
 
@@ -114,7 +116,7 @@ def test_a_running_sync_is_shown_and_its_panel_polls_every_3_seconds(client_as):
 def test_the_polled_overview_shows_what_the_sync_found_and_slows_down_once_it_ends(client_as):
     run = make_sync_run(status=SyncStatus.RUNNING, started_at=timezone.now())
     client = client_as("viewer")
-    url = reverse("fleet:sync_status") + "?polling=1"
+    url = reverse("fleet:sync_status") + f"?following={run.pk}"
 
     while_running = client.get(url).content.decode()
     make_cluster(name="aks-found")
@@ -130,6 +132,10 @@ def test_the_polled_overview_shows_what_the_sync_found_and_slows_down_once_it_en
     assert 'hx-trigger="every 15s"' in after
     assert "5 discovered" in after
     assert "The sync has finished: this page shows the inventory it found." in after
+    # Only the copy that followed that sync says so; the page's later copies do not.
+    assert f"?following={run.pk}" not in after
+    idle = client.get(reverse("fleet:sync_status")).content.decode()
+    assert "The sync has finished" not in idle
     assert 'data-testid="tally-eligibility"' in after  # the cluster it found is counted
     assert re.search(r'data-testid="updated">Updated <time datetime="[^"]+">\d\d:\d\d:\d\d', after)
 
@@ -154,3 +160,20 @@ def test_fleet_is_the_current_section_on_every_fleet_page(client_as, page):
 
     assert re.search(r'<a href="/" aria-current="page">Fleet</a>', html)
     assert 'aria-current="page">Plans' not in html
+
+
+def test_the_cluster_list_follows_a_running_sync_with_its_filters_and_page(client_as):
+    for i in range(3):
+        make_cluster(name=f"aks-live-{i}")
+    make_sync_run(status=SyncStatus.RUNNING, started_at=timezone.now())
+    client = client_as("viewer")
+
+    page = client.get(reverse("fleet:clusters"), {"q": "live", "per_page": 10}).content.decode()
+    live = client.get(reverse("fleet:clusters"), {"q": "live", "live": "1"}).content.decode()
+
+    assert 'hx-get="/clusters/?q=live&amp;per_page=10&amp;live=1" hx-trigger="every 3s"' in page
+    assert "<html" not in live
+    assert "aks-live-2" in live
+    # Its links lead to pages, never to the live part alone.
+    assert "live=1" not in live.split('id="cluster-table"')[1].split("hx-get")[0]
+    assert "live=1" not in "".join(re.findall(r'<a href="([^"]*)"', live))

@@ -12,14 +12,19 @@ from tests.fleet.pages import listed
 
 pytestmark = pytest.mark.django_db
 
-# Every signed-in page costs 5: the session, the user, the permission check (the user's and
-# their groups' permissions) and the role names in the layout. Both pages then read the
-# inventory version (the latest sync), which keys their cached aggregates (the list's 4
-# filter choices, the overview's 5 tallies: only a cold cache runs those). The list adds the
-# count and the page of clusters (subscription joined, node pools counted); the overview adds
-# the recent syncs.
-LIST_QUERIES = 8
-OVERVIEW_QUERIES = 7
+# Every signed-in page costs 6: the session, the user, the permission check (the user's and
+# their groups' permissions), the role names in the layout and an emergency stop in force
+# (never cached: each process has its own cache). Both pages then read the inventory version
+# (the latest sync and the latest mode snapshot, which the engine's worker rewrites when it
+# changes a mode), which keys their cached aggregates (the list's 4 filter choices, the
+# overview's 5 tallies: only a cold cache runs those). The list adds the count and the page of
+# clusters (subscription joined, node pools counted) and whether a sync runs (how often it
+# reads itself again); the overview adds the recent syncs, the
+# chart of modes (2), preflight's part (its version: 3; the stale count; the scans under way)
+# and the rollouts' part (plans by state, clusters today and in flight, waves waiting and how
+# many, paused plans and how many): a fixed number, whatever the fleet's size.
+LIST_QUERIES = 11
+OVERVIEW_QUERIES = 21
 
 
 def make_fleet(count: int, subscriptions: int = 3) -> None:

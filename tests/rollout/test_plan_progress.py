@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from rollout import actions, progress
+from rollout import actions, planning, progress
 from rollout.choices import TargetStatus, WaveStatus
 from rollout.models import RolloutPlan, RolloutTarget, Wave
 from tests.factories import make_cluster, make_user, submitted_plan
@@ -149,8 +149,8 @@ def test_a_finished_plan_shows_no_estimate_and_stops_polling(client_as, plan):
 
     assert 'data-testid="plan-estimate"' not in html
     assert text(html, "plan-percent") == "100%"
-    assert "hx-trigger" not in html.split('id="plan-cards"')[1].split(">")[0]
-    assert "nothing here changes by itself" in html
+    assert "hx-trigger" not in html.split('<div id="plan-cards"')[1].split(">")[0]
+    assert "not refreshing while the plan is not running" in html
 
 
 def test_a_wave_nobody_may_approve_says_so(client_as, personas, plan):
@@ -167,7 +167,7 @@ def test_a_wave_nobody_may_approve_says_so(client_as, personas, plan):
     assert block(html, "wave-awaits").startswith("Waits for 1 approval from nobody:")
 
 
-def test_the_plans_list_follows_live_plans_and_stops_once_none_is(client_as, plan):
+def test_the_plans_list_follows_live_plans_and_slows_down_once_none_is(client_as, plan):
     client = client_as("viewer")
 
     while_live = client.get(reverse("rollout:plans")).content.decode()
@@ -180,7 +180,7 @@ def test_the_plans_list_follows_live_plans_and_stops_once_none_is(client_as, pla
     assert 'hx-get="/plans/?live=1&amp;page=1" hx-trigger="every 5s"' in while_live
     assert "<html" not in polled
     assert 'data-plan="' in polled
-    assert "hx-trigger" not in ended
+    assert 'hx-trigger="every 30s"' in ended  # others create and submit plans meanwhile
     assert "Completed" in ended
 
 
@@ -196,3 +196,93 @@ def test_every_cluster_state_is_counted_once(goal):
     enabled = counts[TargetStatus.ENABLED]
     # A rollback plan is done with a cluster once it is back at None; an enabling plan is not.
     assert found.done == (enabled + rolled_back if goal == "None" else enabled)
+
+
+def daily(opens: datetime.datetime, hours: int) -> dict:
+    return {
+        "name": "aksManagedNodeOSUpgradeSchedule",
+        "properties": {
+            "maintenanceWindow": {
+                "schedule": {"daily": {"intervalDays": 1}},
+                "startTime": opens.strftime("%H:%M"),
+                "durationHours": hours,
+                "utcOffset": "+00:00",
+            }
+        },
+    }
+
+
+def test_clusters_waiting_for_a_window_share_the_slots_with_the_others():
+    now = timezone.now().replace(minute=0, second=0, microsecond=0) + datetime.timedelta(minutes=1)
+    later = daily(now + datetime.timedelta(hours=1), 4)
+    members = [progress.Window({})] * 4 + [progress.Window(later)] * 2
+
+    (found,) = planning.estimate(
+        [members], concurrency=1, soak_minutes=0, operation_minutes=30, start=now,
+        respect_windows=True,
+    )  # fmt: skip
+
+    # The four that can start take the one slot for 2 h; the two others follow, one by one.
+    assert found.minutes == 180
+    assert found.waiting == 0  # by then their window is open: they waited for the slot
+
+
+def test_a_window_open_now_may_have_closed_when_a_slot_comes_free():
+    now = timezone.now().replace(second=0, microsecond=0)
+    short = daily(now - datetime.timedelta(minutes=1), 1)  # open now, for about an hour
+    members = [progress.Window(short)] * 4
+
+    (found,) = planning.estimate(
+        [members], concurrency=1, soak_minutes=0, operation_minutes=30, start=now,
+        respect_windows=True,
+    )  # fmt: skip
+
+    # Two fit in the window open now; the third waits for tomorrow's, the fourth follows it.
+    assert 24 * 60 < found.minutes < 26 * 60
+    assert found.waiting == 1
+
+
+def test_a_wave_needing_more_approvers_than_there_are_gives_no_finish_time(client_as, personas):
+    for i in range(2):
+        make_cluster(name=f"aks-{i}")
+    plan = submitted_plan(personas["operator"], name="three", wave_spec="100%", approvals_needed=3)
+
+    html = page(client_as("viewer"), plan)
+
+    # Only the approver and the admin may approve: three approvals can never be given.
+    assert 'data-testid="plan-finish-at"' not in html
+    assert "needs 3 more approvals and only 2 people who did not write the plan" in html
+    assert "too few" in block(html, "wave-awaits")
+
+
+def test_a_paused_plan_gives_no_finish_time(client_as, personas, plan):
+    actions.pause_plan(plan, acting_user=personas["operator"], reason="freeze")
+
+    html = page(client_as("viewer"), plan)
+
+    assert 'data-testid="plan-finish-at"' not in html
+    assert "Paused: no finish time while it is paused" in block(html, "plan-estimate")
+
+
+def test_a_finished_plan_follows_its_clusters_rolling_back(client_as, plan):
+    plan.waves.update(status=WaveStatus.DONE)
+    plan.targets.update(status=TargetStatus.ENABLED)
+    plan.targets.filter(pk=plan.targets.first().pk).update(status=TargetStatus.ROLLING_BACK)
+    RolloutPlan.objects.filter(pk=plan.pk).update(status="completed")
+
+    html = page(client_as("viewer"), plan)
+    overview = client_as("viewer").get(reverse("fleet:overview")).content.decode()
+
+    assert 'hx-trigger="every 3s"' in html.split('<div id="plan-cards"')[1].split(">")[0]
+    assert re.search(r'data-testid="in-flight">1<', overview)
+
+
+def test_clusters_a_rollback_plan_put_back_today_count_as_rolled_back(client_as, personas):
+    make_cluster(name="aks-back", acceleration_mode="BpfVeth")
+    plan = submitted_plan(personas["operator"], name="back", wave_spec="100%", goal="None")
+    plan.targets.update(status=TargetStatus.ENABLED, finished_at=timezone.now())
+
+    overview = client_as("viewer").get(reverse("fleet:overview")).content.decode()
+
+    assert re.search(r'data-testid="rolled-back-today">1<', overview)
+    assert re.search(r'data-testid="enabled-today">0<', overview)
