@@ -4,13 +4,16 @@ FROM python:3.11-slim
 
 # WAVEGATE_VAR_DIR holds writable state (a volume in compose); the code in /app stays
 # read-only. Static files go into the image, not the volume, so a new image never serves
-# an old volume's assets.
+# an old volume's assets. PROMETHEUS_MULTIPROC_DIR: where each process writes the counts that
+# /metrics adds up, in memory, so empty whenever the container starts (compose shares one
+# directory between its containers instead).
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     WAVEGATE_VAR_DIR=/var/lib/wavegate \
+    PROMETHEUS_MULTIPROC_DIR=/dev/shm/wavegate-metrics \
     DJANGO_STATIC_ROOT=/app/staticfiles
 
 WORKDIR /app
@@ -40,8 +43,9 @@ USER wavegate
 EXPOSE 8000
 
 # gthread workers (threads > 1); the heartbeat file on tmpfs; access log to stdout. The
-# control socket is unused, so it is off.
+# control socket is unused, so it is off. config/gunicorn.py: the hooks /metrics needs.
 CMD ["gunicorn", "config.wsgi:application", \
+     "--config", "python:config.gunicorn", \
      "--bind", "0.0.0.0:8000", \
      "--workers", "3", "--threads", "4", \
      "--worker-tmp-dir", "/dev/shm", \

@@ -50,8 +50,26 @@ class FilterForm(forms.Form):
     )
     q = forms.CharField(required=False, max_length=MAX_SEARCH, label="Search")
 
+    def _in_utc(self, field: str) -> datetime | None:
+        """The time in UTC: PostgreSQL refuses an offset beyond ±15:59 that Python accepts
+        (-19:20), and a time before year 1 once shifted cannot be stored at all."""
+        value: datetime | None = self.cleaned_data.get(field)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:
+            raise forms.ValidationError(
+                "This time is out of range once taken to UTC: give a date between the "
+                "years 1 and 9999.",
+                code="invalid",
+            ) from exc
+
+    def clean_since(self) -> datetime | None:
+        return self._in_utc("since")
+
     def clean_until(self) -> datetime | None:
-        until = self.cleaned_data.get("until")
+        until = self._in_utc("until")
         raw = self.data.get("until", "")
         # A bare date means the whole of that day.
         if until is not None and len(raw.strip()) == 10:

@@ -88,3 +88,9 @@ def _record(request: HttpRequest, action: str, reason: str, **subjects: Any) -> 
                 },
                 **subjects,
             )
+
+
+def mark_recorded(request: HttpRequest) -> None:
+    """The refusal of this request was recorded elsewhere (by the action itself): the 403 the
+    request is answered with is not recorded again."""
+    setattr(request, _RECORDED, True)

@@ -7,14 +7,21 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_failure, task_postrun, task_prerun
 from django.db import DatabaseError, close_old_connections, connection
+
+from config import metrics
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("wavegate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Each task's duration and failures, for /metrics (config/metrics.py).
+task_prerun.connect(metrics.task_started, dispatch_uid="config.metrics_task_started")
+task_postrun.connect(metrics.task_ended, dispatch_uid="config.metrics_task_ended")
+task_failure.connect(metrics.task_failed, dispatch_uid="config.metrics_task_failed")
 
 
 @task_prerun.connect(dispatch_uid="config.db_connections_before")

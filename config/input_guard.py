@@ -6,6 +6,7 @@ in a 500 after part of the work was done. Every parameter (names and values) is 
 before any view runs. A form sent (POST) with one is refused, so it changes nothing: the person
 gets a page (or, for a live fragment, a message in place) naming the field and the character,
 and what to do. A page read (GET) goes on without that parameter and says it was ignored.
+The API (/api/) refuses any such request, in its JSON, naming the parameter.
 Tab, line feed and carriage return stay allowed: text areas hold lines.
 """
 
@@ -15,7 +16,7 @@ import re
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.template.loader import render_to_string
 
 # C0 controls but tab, LF and CR; DEL; C1 controls; lone surrogates a decoder let through.
@@ -39,7 +40,14 @@ class InputGuardMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith("/static/"):
             return self.get_response(request)
-        if request.method == "POST":
+        if request.path.startswith("/api/"):
+            # A script reads a refusal better than a silently dropped parameter.
+            found = first_control(request.GET) or (
+                first_control(request.POST) if request.method == "POST" else None
+            )
+            if found is not None:
+                return self.refuse(request, *found)
+        elif request.method == "POST":
             found = first_control(request.GET) or first_control(request.POST)
             if found is not None:
                 return self.refuse(request, *found)
@@ -69,6 +77,8 @@ class InputGuardMiddleware:
             "accept. Nothing was changed: remove the character (it often comes with pasted "
             "text) and send it again."
         )
+        if request.path.startswith("/api/"):
+            return JsonResponse({"code": "invalid", "message": message, "field": field}, status=400)
         live = request.headers.get("HX-Request") == "true"
         template = "_bad_input.html" if live else "400.html"
         body = render_to_string(template, {"message": message}, request=request)

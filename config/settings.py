@@ -64,6 +64,12 @@ INSTALLED_APPS = [
     "fleet",
     "preflight",
     "rollout",
+    # The REST API (/api/v1/), its tokens and its OpenAPI schema: the same actions as the pages.
+    "api",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     # After audit: a failed sign-in is recorded before the lock-out it causes.
     "axes",
 ]
@@ -71,6 +77,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: what a client says about its address or its scheme counts only through a proxy.
     "audit.middleware.TrustedProxyMiddleware",
+    # Counts and times every request for /metrics (config/metrics.py).
+    "config.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "audit.middleware.RequestContextMiddleware",
@@ -217,7 +225,7 @@ if WAVEGATE_TRUSTED_PROXIES:
 SECURE_SSL_REDIRECT = env.bool(
     "DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG and bool(WAVEGATE_TRUSTED_PROXIES)
 )
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 if not SECURE_HSTS_PRELOAD:
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
@@ -291,6 +299,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A worker counts as alive while its last heartbeat is younger than the stale limit.
 WAVEGATE_HEARTBEAT_SECONDS = env.int("WAVEGATE_HEARTBEAT_SECONDS", default=30)
 WAVEGATE_HEARTBEAT_STALE_SECONDS = env.int("WAVEGATE_HEARTBEAT_STALE_SECONDS", default=120)
+# /metrics (Prometheus) asks for `Authorization: Bearer <this>` when set; empty: open to anyone.
+WAVEGATE_METRICS_TOKEN = env.str("WAVEGATE_METRICS_TOKEN", default="")
 
 
 def _every(seconds: float) -> dict[str, Any]:
@@ -404,6 +414,54 @@ WAVEGATE_SYNC_TIMEOUT_SECONDS = env.int("WAVEGATE_SYNC_TIMEOUT_SECONDS", default
 # Maintenance configurations are re-read this often (Resource Graph does not carry them).
 WAVEGATE_MAINTENANCE_REFRESH_HOURS = env.int("WAVEGATE_MAINTENANCE_REFRESH_HOURS", default=24)
 
+# --- API -------------------------------------------------------------------------------------
+# Personal API tokens last this many days unless their creator says otherwise, and never more
+# than the maximum.
+WAVEGATE_API_TOKEN_DEFAULT_DAYS = env.int("WAVEGATE_API_TOKEN_DEFAULT_DAYS", default=90)
+WAVEGATE_API_TOKEN_MAX_DAYS = env.int("WAVEGATE_API_TOKEN_MAX_DAYS", default=365)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.auth.BearerTokenAuthentication",
+        # The schema's documentation page, read in a signed-in browser (CSRF enforced).
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.auth.SignedIn", "api.auth.ReadOnlyToken"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Cursor",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "api.errors.handle",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Wavegate API",
+    "DESCRIPTION": (
+        "Everything the pages do, for scripts: the same actions and the same permission checks. "
+        "Send a personal API token as `Authorization: Bearer <token>`. Every error is JSON with "
+        "a stable `code`, a `message` for a person and the `field` at fault."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["api.auth.SignedIn"],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The documentation page's scripts come from this server (the sidecar), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "PlanStatusEnum": "rollout.choices.PlanStatus",
+        "WaveStatusEnum": "rollout.choices.WaveStatus",
+        "TargetStatusEnum": "rollout.choices.TargetStatus",
+        "ScanStatusEnum": "fleet.choices.ScanStatus",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.document_errors",
+    ],
+}
+
 # --- Notifications ---------------------------------------------------------------------------
 # Where a webhook (a chat channel, an incident tool) is told when a wave awaits approval or a
 # plan pauses; empty: no webhook. With a secret, each POST carries an HMAC-SHA256 of its body.
@@ -413,6 +471,10 @@ WAVEGATE_WEBHOOK_TIMEOUT_SECONDS = env.float("WAVEGATE_WEBHOOK_TIMEOUT_SECONDS",
 # Tries after the first on a network error or a 5xx, waiting 1, 2, 4 … times this (capped).
 WAVEGATE_WEBHOOK_RETRIES = env.int("WAVEGATE_WEBHOOK_RETRIES", default=6)
 WAVEGATE_WEBHOOK_BACKOFF_SECONDS = env.int("WAVEGATE_WEBHOOK_BACKOFF_SECONDS", default=30)
+# More destinations, each with its format and the events it wants: a JSON list of
+# {"name", "url", "format": "wavegate"|"slack"|"teams", "events": [...], "secret"}, read and
+# checked at start-up by rollout/checks.py (README: Environment variables). Empty: none.
+WAVEGATE_NOTIFY_DESTINATIONS = env.str("WAVEGATE_NOTIFY_DESTINATIONS", default="")
 # Wavegate's own address as people reach it, for links in notifications.
 WAVEGATE_PUBLIC_URL = env.str("WAVEGATE_PUBLIC_URL", default="http://localhost:8000")
 

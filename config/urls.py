@@ -7,6 +7,7 @@ from django.urls import include, path
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
+from health.metrics import metrics
 from health.views import healthz
 
 FAVICON = (settings.BASE_DIR / "static" / "favicon.svg").read_bytes()
@@ -25,8 +26,11 @@ urlpatterns = [
     path("", include("preflight.urls")),
     path("plans/", include("rollout.urls")),
     path("audit/", include("audit.urls")),
+    path("accounts/tokens/", include("api.urls")),
     path("accounts/", include("accounts.urls")),
+    path("api/", include("api.routes")),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("favicon.ico", favicon, name="favicon"),
 ]
 

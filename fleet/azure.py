@@ -53,6 +53,8 @@ from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from config import metrics
+
 # The AKS server application: Entra ID clusters accept tokens for this audience.
 AKS_SERVER_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
 POOL_SIZE = 64  # connections kept open to ARM, shared by every client of one gateway
@@ -392,7 +394,7 @@ def _async_credential() -> Any:
 
 
 class _CallCounter(SansIOHTTPPolicy):
-    """Counts every request sent (retries included) by kind, for sync records and the bench."""
+    """Counts every request sent (retries included) by kind: sync records, bench, /metrics."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
@@ -401,17 +403,20 @@ class _CallCounter(SansIOHTTPPolicy):
         self.reads_by_subscription: Counter[str] = Counter()
         self.lock = threading.Lock()
 
+    def _kind(self, http: Any) -> str:
+        graph = http.url.split("?")[0].endswith("/providers/Microsoft.ResourceGraph/resources")
+        return "graph" if graph else "reads" if http.method == "GET" else "writes"
+
+    def on_request(self, request: Any) -> None:
+        metrics.azure_sending(request.context)
+
+    def on_exception(self, request: Any) -> None:
+        metrics.azure_answered(self._kind(request.http_request), "error", request.context)
+
     def on_response(self, request: Any, response: Any) -> None:
-        http = request.http_request
-        path = http.url.split("?")[0]
-        kind = (
-            "graph"
-            if path.endswith("/providers/Microsoft.ResourceGraph/resources")
-            else "reads"
-            if http.method == "GET"
-            else "writes"
-        )
-        match = re.match(r"^https?://[^/]+/subscriptions/([^/?]+)", http.url)
+        kind = self._kind(request.http_request)
+        metrics.azure_answered(kind, response.http_response.status_code, request.context)
+        match = re.match(r"^https?://[^/]+/subscriptions/([^/?]+)", request.http_request.url)
         with self.lock:
             self.counts[kind] += 1
             # Answered reads only: a throttled attempt is not a call the quota has to serve.

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
@@ -49,6 +50,9 @@ def _overview(request: HttpRequest) -> dict[str, Any]:
     """The overview's live part: the inventory's counts, clusters at BpfVeth over time, the
     sync panel (preflight and rollouts come from their own apps' template tags)."""
     panel = _sync_panel(request)
+    after = _number(request.GET.get("after", ""))  # the newest sync when "Sync now" was pressed
+    latest = panel["latest"]
+    awaited = after is not None and not (latest and latest.pk > after and not panel["running"])
     now = timezone.now()
     series = snapshots.bpfveth_series(now)
     # The last DAYS_SHOWN days, or less while the history is shorter (at least MIN_HOURS).
@@ -68,12 +72,25 @@ def _overview(request: HttpRequest) -> dict[str, Any]:
             end=now,
             y_max=max([counts.total, *(p.total for p in series)]),
         ),
-        "live_every": BUSY_SECONDS if panel["running"] else IDLE_SECONDS,
+        "live_every": BUSY_SECONDS if panel["running"] or awaited else IDLE_SECONDS,
         # While a sync runs the page follows it by its number, so that the copy read once it
-        # has ended can say so (and only that copy's followers).
-        "following_query": f"?following={panel['running'].pk}" if panel["running"] else "",
+        # has ended can say so (and only that copy's followers). After "Sync now", until a
+        # newer sync has ended, it follows whichever comes (a short one may start and end
+        # between two reads of the page).
+        "following_query": f"?following={panel['running'].pk}"
+        if panel["running"]
+        else f"?after={after}"
+        if awaited
+        else "",
+        "following": panel["latest"].pk
+        if after is not None and panel["latest"] and panel["latest"].pk > after
+        else _number(request.GET.get("following", "")),
         **panel,
     }
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 @require_safe
@@ -86,14 +103,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 @requires(access.can_view_fleet)
 def sync_status(request: HttpRequest) -> HttpResponse:
     """The overview's live part alone, which the page reads again every few seconds."""
-    following = request.GET.get("following", "")
-    context = {
-        **_overview(request),
-        "following": int(following)
-        if following.isascii() and following.isdigit() and len(following) <= 18
-        else None,
-    }
-    return render(request, "fleet/_overview_live.html", context)
+    return render(request, "fleet/_overview_live.html", _overview(request))
 
 
 @require_POST
@@ -106,6 +116,8 @@ def sync(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(refusal))
     else:
         messages.success(request, "Sync queued: it shows below once a worker starts it.")
+        newest = SyncRun.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        return redirect(reverse("fleet:overview") + f"?after={newest}")
     return redirect("fleet:overview")
 
 

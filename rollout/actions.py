@@ -486,6 +486,13 @@ def _reject(wave: Wave, acting_user: Any, comment: str, plan_hash: str | None) -
         move_wave(other, WaveStatus.ABORTED, acting_user=acting_user)
     move_plan(plan, PlanStatus.REJECTED, acting_user=acting_user, finished_at=timezone.now())
     plan.claims.all().delete()
+    said = comment.strip() or "no comment"
+    notify.announce(
+        "plan_rejected",
+        plan,
+        wave,
+        f"Wave {wave.index} rejected by {acting_user.get_username()}: {said}",
+    )
     return plan
 
 
@@ -604,6 +611,7 @@ def abort_plan(plan: RolloutPlan, *, acting_user: Any, reason: str) -> RolloutPl
         paused_reason=said,
     )
     plan.claims.all().delete()
+    notify.announce("plan_aborted", plan, reason=said)
     return plan
 
 

@@ -15,7 +15,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 import audit
-from rollout import access
+from accounts.wording import counted
+from rollout import access, notify
 from rollout.actions import ActionRefused, emergency_lock
 from rollout.choices import (
     PLAN_PAUSABLE,
@@ -45,6 +46,17 @@ def reach() -> Reach:
     )
     plans = RolloutPlan.objects.filter(status__in=PLAN_PAUSABLE).order_by("name", "pk")
     return Reach(list(plans.values_list("name", flat=True)), **counts)
+
+
+def _stopping(stopping: Reach) -> str:
+    """What a stop stops, for its announcement."""
+    if not stopping.plans:
+        return "No plan was running."
+    return (
+        f"Paused {counted(len(stopping.plans), 'plan')} ({', '.join(stopping.plans)}). "
+        f"Clusters being changed: {stopping.in_flight} (they finish); not started: "
+        f"{stopping.not_started} (they wait)."
+    )
 
 
 def _said(stop: EmergencyStop) -> str:
@@ -85,6 +97,12 @@ def stop_everything(*, acting_user: Any, reason: str) -> Reach:
             "clusters_not_started": stopping.not_started,
         },
     )
+    # Announced before its plans' pauses, so that it is heard first.
+    notify.announce_stop(
+        "emergency_stop",
+        stop,
+        f"Stopped by {acting_user.get_username()}: {reason.rstrip('.')}. {_stopping(stopping)}",
+    )
     said = f"Paused by {acting_user.get_username()}: emergency stop: {reason}"
     for plan in plans:
         pause_plan(plan, reason=said, acting_user=acting_user)
@@ -105,6 +123,7 @@ def lift(*, acting_user: Any, reason: str) -> EmergencyStop:
         raise ActionRefused("No emergency stop is in force: there is nothing to lift.")
     stop.lifted_at, stop.lifted_by, stop.lift_reason = timezone.now(), acting_user, reason
     stop.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
+    paused = RolloutPlan.objects.filter(status=PlanStatus.PAUSED).count()
     audit.record(
         RolloutEvent.EMERGENCY_STOP_LIFTED,
         acting_user=acting_user,
@@ -113,7 +132,13 @@ def lift(*, acting_user: Any, reason: str) -> EmergencyStop:
         after={
             "reason": reason,
             # Left paused: the plans each operator resumes now.
-            "plans_paused": RolloutPlan.objects.filter(status=PlanStatus.PAUSED).count(),
+            "plans_paused": paused,
         },
+    )
+    notify.announce_stop(
+        "emergency_stop_lifted",
+        stop,
+        f"Lifted by {acting_user.get_username()}: {reason.rstrip('.')}. Plans still paused: "
+        f"{paused} (an operator resumes each).",
     )
     return stop

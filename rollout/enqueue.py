@@ -41,7 +41,7 @@ def reconcile_soon() -> None:
     transaction.on_commit(queue)
 
 
-def send_webhook_on_commit(payload: dict[str, Any]) -> None:
+def send_webhook_on_commit(payload: dict[str, Any], destination: str) -> None:
     """Through the outbox: written with the caller's change, sent once it commits, sent again
-    by beat while the broker is down."""
-    outbox.enqueue(SEND_WEBHOOK, payload)
+    by beat while the broker is down. The destination by its name, never its URL (a secret)."""
+    outbox.enqueue(SEND_WEBHOOK, payload, destination)

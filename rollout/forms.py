@@ -200,3 +200,96 @@ def initial_of(plan: RolloutPlan) -> dict[str, Any]:
         "respect_maintenance_windows": plan.respect_maintenance_windows,
         "approvals_needed": plan.approvals_needed,
     }
+
+
+class NotAPlan(ValueError):
+    """A plan given as data (API, YAML file) whose shape is wrong before any field's check."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_LISTS = ("subscriptions", "regions", "rings")
+
+
+def _one_line(text: str, field: str) -> str:
+    """A single item of a list or map, which the form reads back as one line."""
+    if "\n" in text or "\r" in text:
+        raise NotAPlan(f"{field}: one item a line; {text[:60]!r} holds a line break.", field)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise NotAPlan(f"{field}: {text[:60]!r} is not text (a lone surrogate).", field) from exc
+    return text
+
+
+def _lines(value: Any, field: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return "\n".join(_one_line(v, field) for v in value)
+    raise NotAPlan(f"{field} is a list of strings.", field)
+
+
+def _tag_lines(tags: dict[Any, Any]) -> str:
+    lines = []
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str | int | float):
+            raise NotAPlan("tags maps each tag's name to its value, both strings.", "tags")
+        if "=" in key or not key.strip():
+            raise NotAPlan(f"tags: {key[:60]!r} is not a tag's name (empty, or holds =).", "tags")
+        lines.append(f"{_one_line(key, 'tags')}={_one_line(str(value), 'tags')}")
+    return "\n".join(lines)
+
+
+def form_from(data: Any, *, base: RolloutPlan | None = None) -> PlanForm:
+    """The plan form filled in from data (JSON from the API, a YAML plan file): the same form,
+    and so the same checks and words, as the page. `tags` is a mapping (or "key=value" lines),
+    `names` and the selection's lists are lists of strings. With `base`, the fields not given
+    keep that plan's settings (an edit)."""
+    if not isinstance(data, dict):
+        raise NotAPlan("A plan is a mapping of its fields (name, wave_spec, …).")
+    known = set(PlanForm.base_fields)
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        raise NotAPlan(
+            f"Unknown plan field(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}.",
+            unknown[0],
+        )
+    merged: dict[str, Any] = dict(initial_of(base)) if base is not None else {}
+    if base is None:
+        merged["soak_minutes"] = settings.WAVEGATE_PLAN_DEFAULT_SOAK_MINUTES
+        merged["respect_maintenance_windows"] = settings.WAVEGATE_PLAN_DEFAULT_RESPECT_WINDOWS
+        for name in ("goal", "wave_spec", "concurrency", "failure_budget", "approvals_needed"):
+            merged[name] = PlanForm.base_fields[name].initial
+    merged.update(data)
+    for field in _LISTS:
+        value = merged.get(field) or []
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise NotAPlan(f"{field} is a list of strings.", field)
+        merged[field] = list(value)
+    tags = merged.get("tags") or ""
+    if isinstance(tags, dict):
+        tags = _tag_lines(tags)
+    merged["tags"] = _lines(tags, "tags")
+    merged["names"] = _lines(merged.get("names") or "", "names")
+    for field in ("name", "goal", "wave_spec", "failure_budget"):
+        value = merged.get(field)
+        if value is not None and not isinstance(value, str | int):
+            raise NotAPlan(f"{field} is a string.", field)
+        if value is not None:
+            merged[field] = str(value)
+    for field in ("concurrency", "soak_minutes", "approvals_needed"):
+        value = merged.get(field)
+        if isinstance(value, bool) or (value is not None and not isinstance(value, int)):
+            raise NotAPlan(f"{field} is a whole number.", field)
+    windows = merged.get("respect_maintenance_windows")
+    if not isinstance(windows, bool):
+        raise NotAPlan(
+            "respect_maintenance_windows is true or false.", "respect_maintenance_windows"
+        )
+    # A form's unchecked box is an absent field; the data says false.
+    if not windows:
+        merged.pop("respect_maintenance_windows")
+    return PlanForm(merged)

@@ -181,6 +181,7 @@ def _complete(plan: RolloutPlan) -> None:
     counts = dict(plan.targets.values_list("status").annotate(n=Count("pk")))
     if move_plan(plan, P.COMPLETED, details={"targets": counts}, finished_at=timezone.now()):
         plan.claims.all().delete()
+        notify.announce("plan_completed", plan)
 
 
 def _advance_wave(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
@@ -233,7 +234,13 @@ def _run(plan: RolloutPlan, wave: Wave, steps: list[int]) -> None:
             f"the failure budget of {plan.failure_budget} ({allowed} allowed). Retry, skip or "
             "roll back the failed clusters, then resume."
         )
-        pause_plan(plan, reason=reason, wave=wave, details={"wave": wave.index})
+        pause_plan(
+            plan,
+            reason=reason,
+            wave=wave,
+            details={"wave": wave.index},
+            cause=notify.FAILURE_BUDGET_EXCEEDED,
+        )
         wave.refresh_from_db()
     if plan.status == P.PAUSED or wave.status == W.PAUSED:
         return  # targets in flight finish; none start

@@ -78,18 +78,20 @@ def pull_events_in_flight() -> int:
     retry_backoff_max=600,
     retry_jitter=True,
 )
-def send_webhook(self: Task, payload: dict[str, Any]) -> str:
-    """POST one announcement (rollout/notify.py). The payload, not a primary key: it says what
-    happened when it happened. Its delivery id stays the same on every try."""
+def send_webhook(self: Task, payload: dict[str, Any], destination: str = notify.LEGACY) -> str:
+    """POST one announcement (rollout/notify.py) to one destination, by its name (a message
+    queued before there were destinations is for WAVEGATE_WEBHOOK_URL's). The payload, not a
+    primary key: it says what happened when it happened. Its delivery id stays the same on
+    every try; each destination's task is tried again on its own."""
     tries = self.request.retries + 1
     try:
-        status = notify.deliver(payload)
+        status = notify.deliver(payload, destination)
     except notify.Refused as exc:
-        notify.give_up(payload, str(exc), tries)
+        notify.give_up(payload, str(exc), tries, destination)
         return "refused"
     except notify.Unavailable as exc:
         if self.request.retries >= (self.max_retries or 0):
-            notify.give_up(payload, str(exc), tries)
+            notify.give_up(payload, str(exc), tries, destination)
             return "gave up"
         raise  # autoretry_for sends it again after a backoff
     return f"delivered ({status})"

@@ -250,10 +250,11 @@ def pause_plan(
     acting_user: Any = None,
     wave: Wave | None = None,
     details: Mapping[str, Any] | None = None,
+    cause: str = "",
 ) -> bool:
     """Pause a submitted or running plan and its started waves (each returns to where it was
-    when resumed), and announce it. The caller holds the plan's row lock. False when the plan
-    is not in a state that pauses."""
+    when resumed), and announce it (with its `cause`, rollout/notify.py, when it has one). The
+    caller holds the plan's row lock. False when the plan is not in a state that pauses."""
     if plan.status not in PLAN_PAUSABLE:
         return False
     with transaction.atomic():
@@ -273,5 +274,5 @@ def pause_plan(
                 details={"reason": reason},
                 paused_from=each.status,
             )
-        notify.announce("plan_paused", plan, wave, reason)
+        notify.announce("plan_paused", plan, wave, reason, cause=cause)
     return True

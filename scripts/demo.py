@@ -90,6 +90,8 @@ def demo_environment(environ: Mapping[str, str], var_dir: Path) -> dict[str, str
         env.setdefault(name, value)
     # The demo is plain HTTP on this machine: cookies marked Secure would never come back.
     env.setdefault("DJANGO_SECURE_COOKIES", "false")
+    # Where web, worker, beat and the commands each write their counts, which /metrics adds up.
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "prometheus"))
     return env
 
 
@@ -148,6 +150,8 @@ def web_command(port: int) -> list[str]:
     return [
         str(BIN / "gunicorn"),
         "scripts.demo:web_application()",
+        "--config",
+        "python:config.gunicorn",
         "--preload",
         "--bind",
         f"127.0.0.1:{port}",
@@ -362,6 +366,16 @@ class Demo:
             return line
         return f"The inventory sync did not succeed: {line} (see {self.log_dir / 'sync.log'})"
 
+    def empty_metrics_dir(self) -> None:
+        """/metrics adds up what every process left in PROMETHEUS_MULTIPROC_DIR: the counts of
+        the last run's processes must not count again."""
+        directory = self.env.get("PROMETHEUS_MULTIPROC_DIR")
+        if not directory:
+            return
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for leftover in Path(directory).glob("*.db"):
+            leftover.unlink()
+
     def anchor_audit_log(self) -> None:
         """A key to sign the audit chain's checkpoints, and their file, in var/ (unless set)."""
         if not self.env.get("WAVEGATE_AUDIT_HMAC_KEY_FILE"):
@@ -524,6 +538,7 @@ def main() -> int:
         celery = str(BIN / "celery")
         demo.env["REDIS_URL"] = demo.choose_redis(args.redis)
         demo.anchor_audit_log()
+        demo.empty_metrics_dir()  # before any process of ours starts
         as_owner, database = demo.database_roles()
         print("Generating the demo fleet and starting aksim…", flush=True)
         aksim = demo.start_aksim()

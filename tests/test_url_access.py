@@ -14,6 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 import audit
 from accounts.roles import Role
+from api import tokens
 from fleet.models import Cluster
 from rollout.models import RolloutTarget, Wave
 from tests.factories import (
@@ -58,6 +59,15 @@ def wave_of_that_plan() -> int:
 def an_audit_event() -> int:
     with transaction.atomic():
         return audit.record("test.event").seq
+
+
+def someone_elses_token() -> int:
+    """Only its own user may revoke a token: others are sent back to their own list."""
+    with transaction.atomic():
+        token, _ = tokens.issue(
+            make_user("viewer", username="token-owner"), name="t", acting_user=None
+        )
+    return token.pk
 
 
 def target_of_that_plan() -> int:
@@ -153,7 +163,82 @@ ACCESS: dict[str, tuple[str, dict, frozenset[str] | str]] = {
     "accounts:logout": ("POST", {}, EVERYONE),
     "accounts:lockouts": ("GET", {}, frozenset({"admin"})),
     "accounts:lift_lockout": ("POST", {}, frozenset({"admin"})),
+    "tokens:list": ("GET", {}, EVERYONE),
+    "tokens:revoke": ("POST", {"pk": someone_elses_token}, EVERYONE),
+    "api:schema": ("GET", {}, EVERYONE),
+    "api:docs": ("GET", {}, EVERYONE),
+    "api:not_found": ("GET", {"rest": "v1/nothing-here/"}, PUBLIC),
+    "api:plans": ("GET", {}, EVERYONE),
+    "api:plan_preview": ("POST", {}, EVERYONE),
+    "api:plan": ("GET", {"pk": existing_plan}, EVERYONE),
+    "api:plan_status": ("GET", {"pk": existing_plan}, EVERYONE),
+    "api:plan_saved_preview": ("GET", {"pk": existing_plan}, EVERYONE),
+    "api:plan_submit": ("POST", {"pk": existing_plan}, OPERATORS),
+    "api:plan_pause": ("POST", {"pk": existing_plan}, OPERATORS),
+    "api:plan_resume": ("POST", {"pk": existing_plan}, OPERATORS),
+    "api:plan_abort": ("POST", {"pk": existing_plan}, OPERATORS),
+    "api:waves": ("GET", {"pk": existing_plan}, EVERYONE),
+    "api:wave": ("GET", {"pk": existing_plan, "index": 1}, EVERYONE),
+    "api:wave_approve": (
+        "POST",
+        {"pk": existing_plan, "index": 1},
+        frozenset({"approver", "admin"}),
+    ),
+    "api:wave_reject": (
+        "POST",
+        {"pk": existing_plan, "index": 1},
+        frozenset({"approver", "admin"}),
+    ),
+    "api:wave_roll_back": ("POST", {"pk": existing_plan, "index": 1}, OPERATORS),
+    "api:targets": ("GET", {"pk": existing_plan}, EVERYONE),
+    "api:target_retry": (
+        "POST",
+        {"pk": existing_plan, "target_id": target_of_that_plan},
+        OPERATORS,
+    ),
+    "api:target_skip": (
+        "POST",
+        {"pk": existing_plan, "target_id": target_of_that_plan},
+        OPERATORS,
+    ),
+    "api:target_roll_back": (
+        "POST",
+        {"pk": existing_plan, "target_id": target_of_that_plan},
+        OPERATORS,
+    ),
+    "api:target_mark_done": (
+        "POST",
+        {"pk": existing_plan, "target_id": target_of_that_plan},
+        OPERATORS,
+    ),
+    "api:emergency_stop": ("GET", {}, EVERYONE),
+    "api:emergency_lift": ("POST", {}, OPERATORS),
+    "api:audit_events": ("GET", {}, frozenset({"auditor", "admin"})),
+    "api:audit_event": ("GET", {"seq": an_audit_event}, frozenset({"auditor", "admin"})),
+    "api:audit_export": ("GET", {"fmt": "csv"}, frozenset({"auditor", "admin"})),
+    "api:audit_verify": ("GET", {}, frozenset({"auditor", "admin"})),
+    "api:plan_evidence": ("GET", {"pk": existing_plan}, frozenset({"auditor", "admin"})),
+    "api:clusters": ("GET", {}, EVERYONE),
+    "api:cluster": ("GET", {"pk": existing_cluster}, EVERYONE),
+    "api:cluster_timeline": ("GET", {"pk": existing_cluster}, EVERYONE),
+    "api:cluster_scan": ("POST", {"pk": existing_cluster}, OPERATORS),
+    "api:scans": ("GET", {}, EVERYONE),
+    "api:scan": ("GET", {"pk": lambda: make_scan(make_cluster()).pk}, EVERYONE),
+    "api:scan_all": ("POST", {}, OPERATORS),
+    "api:owners": ("GET", {}, EVERYONE),
+    "api:owner_confirm": (
+        "POST",
+        {"pk": existing_owner_extension},
+        frozenset({"approver", "admin"}),
+    ),
+    "api:owner_retire": ("POST", {"pk": existing_owner_extension}, frozenset({"admin"})),
+    "api:owner_confirm_retirement": (
+        "POST",
+        {"pk": existing_owner_extension},
+        frozenset({"approver", "admin"}),
+    ),
     "healthz": ("GET", {}, PUBLIC),
+    "metrics": ("GET", {}, PUBLIC),
     "favicon": ("GET", {}, PUBLIC),
 }
 
@@ -172,6 +257,11 @@ def test_every_url_has_a_row():
     assert sorted(set(url_names())) == sorted(ACCESS)
 
 
+def is_api(name: str) -> bool:
+    """/api/ (not its documentation page, which is a page like any other)."""
+    return name.startswith("api:") and name != "api:docs"
+
+
 def fetch(client: Client, name: str):
     method, kwargs, _ = ACCESS[name]
     url = reverse(name, kwargs={k: v() if callable(v) else v for k, v in kwargs.items()})
@@ -183,7 +273,14 @@ def fetch(client: Client, name: str):
 def test_anonymous_visitors_are_sent_to_sign_in_except_on_public_urls(client, name):
     response = fetch(client, name)
 
-    if ACCESS[name][2] == PUBLIC:
+    if is_api(name):
+        # The API answers for itself, in JSON: 401 until a token (or a session) says who asks.
+        if ACCESS[name][2] == PUBLIC:
+            assert response.status_code not in {401, 403}
+        else:
+            assert response.status_code == 401, response.content[:300]
+            assert response.json()["code"] == "not_authenticated"
+    elif ACCESS[name][2] == PUBLIC:
         assert response.status_code in {200, 302, 503}
         if response.status_code == 302:
             assert reverse("accounts:login") in response["Location"]
@@ -200,7 +297,14 @@ def test_each_role_reaches_exactly_the_urls_it_may(client_as, role, name):
     allowed = ACCESS[name][2]
     response = fetch(client_as(role), name)
 
-    if allowed == PUBLIC or role in allowed:
+    if is_api(name):
+        # Allowed: anything but a refusal (an empty body may well be a 400 or a 409).
+        if allowed == PUBLIC or role in allowed:
+            assert response.status_code not in {401, 403}, response.content[:300]
+        else:
+            assert response.status_code == 403, response.content[:300]
+            assert "role" in response.json()["message"]
+    elif allowed == PUBLIC or role in allowed:
         assert response.status_code in {200, 302, 503}, response.status_code
     else:
         assert response.status_code == 403

@@ -42,7 +42,7 @@ from tests.factories import (
     make_user,
     submitted_plan,
 )
-from tests.test_url_access import ACCESS
+from tests.test_url_access import ACCESS, is_api
 
 pytestmark = [
     pytest.mark.slow,
@@ -63,6 +63,7 @@ NOT_PAGES = {
     "rollout:wave_panel": "fragment of a wave's page",
     "rollout:evidence_pack": "a zip download",
     "audit:export": "a CSV or JSON download",
+    "metrics": "Prometheus's plain text",
     "healthz": "JSON for probes",
     "favicon": "an icon",
 }
@@ -141,6 +142,8 @@ def page_paths(plans: dict[str, RolloutPlan], some: dict[str, int | str]) -> lis
     paths = []
     for name, (method, kwargs, _) in sorted(ACCESS.items()):
         if method != "GET" or name in NOT_PAGES:
+            continue
+        if is_api(name):  # JSON, not a page
             continue
         if not name.startswith("rollout:") or "pk" not in kwargs:
             paths.append(reverse(name, kwargs={k: some[k] for k in kwargs}))

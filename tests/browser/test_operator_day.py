@@ -140,7 +140,7 @@ def test_an_operators_day(wavegate_on_aksim: Aksim, people, server: str, browser
     expect(operator.locator("[data-testid=empty-inventory]")).to_be_visible()
     shoot(operator, "overview-empty")
     operator.click("#sync-status button:has-text('Sync now')")
-    operator.wait_for_url(server + "/")
+    operator.wait_for_url(re.compile(re.escape(server) + r"/\?after=\d+$"))
     loaded = operator.evaluate("performance.timeOrigin")
     # The overview follows the sync and fills in without a reload.
     expect(operator.locator("[data-testid=sync-finished]")).to_be_visible(timeout=SLOW)

@@ -54,7 +54,7 @@ def test_an_operator_queues_a_sync_and_comes_back_to_the_overview(
         response = client.post(reverse("fleet:sync"))
 
     assert response.status_code == 302
-    assert response["Location"] == reverse("fleet:overview")
+    assert response["Location"] == reverse("fleet:overview") + "?after=0"
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
         "Sync queued: it shows below once a worker starts it."
     ]
@@ -92,3 +92,21 @@ def test_the_sync_url_only_takes_post(client_as):
     response = client_as("operator").get(reverse("fleet:sync"))
 
     assert response.status_code == 405
+
+
+@pytest.mark.django_db
+def test_after_sync_now_the_overview_follows_the_next_sync_even_one_that_ends_at_once(
+    client_as,
+):
+    """A short sync may start and end between two reads of the page: the overview pressed
+    into following it polls often until a newer sync has ended, then says so."""
+    client = client_as("operator")
+    pressed = client.post(reverse("fleet:sync"))
+    assert pressed["Location"] == reverse("fleet:overview") + "?after=0"
+    waiting = client.get(reverse("fleet:sync_status") + "?after=0").content.decode()
+    assert "?after=0" in waiting
+    assert 'data-testid="sync-finished"' not in waiting
+    make_sync_run(started_at=timezone.now(), seconds=0.3)
+    ended = client.get(reverse("fleet:sync_status") + "?after=0").content.decode()
+    assert 'data-testid="sync-finished"' in ended
+    assert "?after=0" not in ended  # it follows nothing more

@@ -1,7 +1,8 @@
 """Export the audit log, or a time range of it, as CSV or JSON lines (described in
 audit/export.py), streamed to a file or to stdout; check it with `python -m audit.verify_export`.
 
-Exit 0 when written, 1 when it could not be written, 2 for arguments that cannot be used.
+Exit 0 when written, 1 when it could not be written, 2 for arguments that cannot be used;
+--json (with --output: the export itself is not JSON) prints what was written.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.db import transaction
 
+from accounts.scripting import Exit, ScriptCommand, ScriptError
 from audit.export import FORMATS, AuditExport
 from audit.kinds import AuditAction
 from audit.log import record
@@ -27,30 +29,39 @@ def _moment(option: str, text: str, *, end_of_day: bool) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise CommandError(
+        raise ScriptError(
             f"{option} {text!r} is not a date or time: give ISO 8601, e.g. 2026-12-04 or "
             f"2026-12-04T10:30:00Z",
-            returncode=2,
+            Exit.USAGE,
+            field=option,
         ) from None
     if len(text.strip()) == 10 and end_of_day:
         moment = datetime.combine(moment.date(), time.max)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class Command(BaseCommand):
+class Command(ScriptCommand):
     help = (
         "Export the audit log with every event's hash and the signed checkpoints in range, as "
         "CSV or JSON lines, to stdout or --output. With only --since/--until the export is "
         "complete over that range (every link can be checked offline)."
     )
+    exit_statuses = "0 written; 1 it could not be written; 2 arguments that cannot be used"
 
     def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
         parser.add_argument("--format", choices=sorted(FORMATS), required=True)
         parser.add_argument("--since", help="first moment, ISO 8601 (UTC unless it says)")
         parser.add_argument("--until", help="last moment, ISO 8601; a bare date: that whole day")
         parser.add_argument("--output", help="file to write (stdout when not given)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if self.as_json and options["output"] is None:
+            raise ScriptError(
+                "--json needs --output: without it the export itself goes to stdout",
+                Exit.USAGE,
+                field="--output",
+            )
         events = AuditEvent.objects.all()
         given: dict[str, str] = {}
         bounds: dict[str, datetime] = {}
@@ -60,7 +71,9 @@ class Command(BaseCommand):
                 given[option] = bounds[option].astimezone(UTC).isoformat()
                 events = events.filter(**{lookup: bounds[option]})
         if "since" in bounds and "until" in bounds and bounds["since"] > bounds["until"]:
-            raise CommandError("--since is after --until: no event can match", returncode=2)
+            raise ScriptError(
+                "--since is after --until: no event can match", Exit.USAGE, field="--since"
+            )
         fmt = FORMATS[options["format"]]
         # Recorded as the page records its exports: who took a copy of the log, of what.
         with transaction.atomic():
@@ -73,6 +86,20 @@ class Command(BaseCommand):
             self.stderr.write(self._summary(export, "stdout"))
             return
         self._to_file(Path(options["output"]), export.lines(fmt))
+        if self.as_json:
+            self.emit(
+                {
+                    "output": options["output"],
+                    "format": fmt.name,
+                    "filter": given,
+                    "scope": export.scope,
+                    "events": export.events_written,
+                    "first_seq": export.first_seq,
+                    "last_seq": export.last_seq,
+                    "checkpoints": export.checkpoints_written,
+                }
+            )
+            return
         self.stdout.write(self._summary(export, options["output"]))
 
     @staticmethod
@@ -94,6 +121,8 @@ class Command(BaseCommand):
             os.replace(partial, path)
         except OSError as error:
             partial.unlink(missing_ok=True)
-            raise CommandError(
-                f"the export could not be written to {path}: {error.strerror or error}"
+            raise ScriptError(
+                f"the export could not be written to {path}: {error.strerror or error}",
+                Exit.FAILED,
+                field="--output",
             ) from error
