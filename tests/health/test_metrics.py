@@ -197,16 +197,23 @@ def test_the_audit_chain_shows_as_beats_check_found_it(isolated_db, client, tmp_
 # --- what the processes count ---------------------------------------------------------------
 @pytest.mark.django_db
 def test_a_syncs_azure_requests_are_counted_by_kind_and_status(client, wavegate_on_aksim):
-    # Azure answers some requests 500/503: the SDK sends those again.
-    # 1 in 5: with the sync's ~100 calls, never none (0.8^100 ≈ 2e-10); retries still succeed.
-    wavegate_on_aksim.admin("PUT", "faults", {"errorRate": 0.2})
+    # Azure answers some requests 500/503: the SDK sends those again, at most 3 times a call.
+    # 1 in 20, so that 4 in a row on one read (which fails the sync) stays rare (6e-6 a read);
+    # syncs again until one was injected (none in a sync's ~100 calls: ~0.6%).
+    wavegate_on_aksim.admin("PUT", "faults", {"errorRate": 0.05})
     before = scrape(client)
 
-    run = run_sync(SyncTrigger.COMMAND)
+    calls: Counter[str] = Counter()  # what the syncs' own gateways counted
+    unread = 0
+    for _ in range(5):
+        run = run_sync(SyncTrigger.COMMAND)
+        assert run.status == SyncStatus.SUCCEEDED, run.error
+        calls.update(run.counts["calls"])
+        unread += run.counts["policies_unread"]
+        if calls["server_errors"]:
+            break
 
     after = scrape(client)
-    assert run.status == SyncStatus.SUCCEEDED, run.error
-    calls = run.counts["calls"]  # what the sync's own gateway counted
 
     def grew(name: str, **only: str) -> float:
         return total(after, name, **only) - total(before, name, **only)
@@ -222,7 +229,12 @@ def test_a_syncs_azure_requests_are_counted_by_kind_and_status(client, wavegate_
     injected = wavegate_on_aksim.admin("GET", "stats")["injected_errors"]
     assert server_errors == calls["server_errors"] == injected > 0
     assert grew("wavegate_azure_throttled_total") == calls.get("throttled", 0)
-    assert grew("wavegate_azure_retries_total") >= server_errors  # each one sent again
+    # Each error is sent again, unless it was the fourth in a row on one call: the SDK gives
+    # up after 3 retries on a status, and a node disruption policy read that ends so is left
+    # unread (the sync still succeeds; every other read failing would fail it).
+    retries = grew("wavegate_azure_retries_total")
+    assert server_errors - unread <= retries
+    assert retries <= server_errors + calls.get("throttled", 0)
     assert grew("wavegate_azure_request_duration_seconds_count") == sum(
         calls.get(kind, 0) for kind in ("graph", "reads", "writes")
     )
