@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.db.models import QuerySet
 from django.forms.utils import ErrorDict
 from django.http import FileResponse, Http404, StreamingHttpResponse
@@ -38,8 +37,7 @@ from audit import anchor, export
 from audit.access import can_export_audit, can_view_audit
 from audit.chain import event_hash
 from audit.filters import FILTER_FIELDS, FilterForm, Filters
-from audit.kinds import AuditAction, Category, Outcome
-from audit.log import record
+from audit.kinds import Category, Outcome
 from audit.models import AuditCheckpoint, AuditEvent, ChainWatch
 from audit.views import coverage, vouches
 from rollout import evidence
@@ -400,15 +398,7 @@ class ExportEvents(generics.GenericAPIView[AuditEvent]):
         if chosen is None:
             raise Http404(f"There is no {fmt!r} export: choose csv or jsonl.")
         given = _filters(request)
-        described = given.describe()
-        with transaction.atomic():
-            record(AuditAction.EXPORTED, after={"format": chosen.name, "filter": described})
-        writer = export.csv_lines if chosen is export.CSV else export.jsonl_lines
-        response = StreamingHttpResponse(
-            writer(given.apply(), filters=described), content_type=chosen.content_type
-        )
-        response["Content-Disposition"] = f'attachment; filename="{export.filename(chosen)}"'
-        return response
+        return export.streamed(given.apply(), chosen, given.describe())
 
 
 class EvidencePack(APIView):

@@ -48,9 +48,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Max, Min, QuerySet
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 
+from audit import log
 from audit.chain import format_time
 from audit.export_format import (
     CHECKPOINT,
@@ -66,6 +69,7 @@ from audit.export_format import (
     csv_cells,
     json_line,
 )
+from audit.kinds import AuditAction
 from audit.models import AuditCheckpoint, AuditEvent
 
 # Rows read from the database (and written out) at a time.
@@ -224,6 +228,24 @@ class AuditExport:
             event = dict(zip(EVENT_FIELDS, row, strict=True))
             event["at"] = format_time(event["at"])
             yield event
+
+
+def started(events: QuerySet[AuditEvent], fmt: Format, filters: Mapping[str, str]) -> AuditExport:
+    """An export of `events`, recorded first (`audit.exported`: who took a copy, of what) by the
+    page, the API and the command alike."""
+    with transaction.atomic():
+        log.record(AuditAction.EXPORTED, after={"format": fmt.name, "filter": dict(filters)})
+    return AuditExport(events, filters=filters)
+
+
+def streamed(
+    events: QuerySet[AuditEvent], fmt: Format, filters: Mapping[str, str]
+) -> StreamingHttpResponse:
+    """The answer to a request for an export: recorded, then streamed as a file download."""
+    export = started(events, fmt, filters)
+    response = StreamingHttpResponse(export.lines(fmt), content_type=fmt.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename(fmt)}"'
+    return response
 
 
 def csv_lines(events: QuerySet[AuditEvent], *, filters: Mapping[str, str]) -> Iterator[str]:

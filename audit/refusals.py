@@ -60,6 +60,19 @@ def record_refusal(
     )
 
 
+def record_command_refusal(user: Any, refusal: BaseException, command: str) -> None:
+    """Record that a management command acting as `user` was refused, as the pages record a
+    refused request: in a transaction of its own, a few a minute per person."""
+    with transaction.atomic():
+        if attempts.refusal_counted(user.get_username(), None):
+            record(
+                action_of(refusal),
+                acting_user=user,
+                object_label=f"manage.py {command}",
+                after={"command": f"manage.py {command}", "refusal": str(refusal)},
+            )
+
+
 def record_forbidden(request: HttpRequest, response: HttpResponseBase) -> None:
     """Record a 403 answer to a request that would have changed something, unless its refusal
     was recorded already: with the reason the 403 page gave, if it was the one to answer."""

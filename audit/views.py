@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,8 +17,6 @@ from accounts.access import requires
 from audit import access, anchor, export
 from audit.chain import checkpoint_signed, event_hash
 from audit.filters import FILTER_FIELDS, FilterForm, Filters, newest
-from audit.kinds import AuditAction
-from audit.log import record
 from audit.models import AuditCheckpoint, AuditEvent, ChainWatch
 
 PAGE_SIZE = 50
@@ -196,12 +193,4 @@ def export_events(request: HttpRequest, fmt: str) -> HttpResponseBase:
         # The log page shows what is wrong with the filter, in place.
         return redirect(f"{reverse('audit:events')}?{request.GET.urlencode()}")
     filters = Filters.from_form(form)
-    described = filters.describe()
-    with transaction.atomic():
-        record(AuditAction.EXPORTED, after={"format": chosen.name, "filter": described})
-    writer = export.csv_lines if chosen is export.CSV else export.jsonl_lines
-    response = StreamingHttpResponse(
-        writer(filters.apply(), filters=described), content_type=chosen.content_type
-    )
-    response["Content-Disposition"] = f'attachment; filename="{export.filename(chosen)}"'
-    return response
+    return export.streamed(filters.apply(), chosen, filters.describe())

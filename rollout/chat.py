@@ -6,6 +6,7 @@ and wave, why, and link to the page to look at."""
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 from rollout.choices import PlanStatus
@@ -176,13 +177,28 @@ def slack(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- Microsoft Teams ---------------------------------------------------------------------------
+# Adaptive Cards render a subset of CommonMark in TextBlocks and facts (bold, italic, lists,
+# links): a reason or a plan name is text, so what would format is escaped with a backslash.
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>~])")
+_LINE_MARKER = re.compile(r"^(\s*)([-+#>]|\d+(?=[.)]))", re.MULTILINE)
+
+
+def literal(text: str) -> str:
+    """`text` as an Adaptive Card shows it: no link, emphasis or list made of its characters."""
+    escaped = _MARKDOWN.sub(r"\\\1", text)
+    # A line starting "- ", "+ ", "# ", "> " or "1. " would be a list, heading or quote.
+    return _LINE_MARKER.sub(
+        lambda m: m[1] + (m[2] + "\\" if m[2][0].isdigit() else "\\" + m[2]), escaped
+    )
+
+
 def teams(payload: dict[str, Any]) -> dict[str, Any]:
     """The "message with an Adaptive Card" a Teams workflow posts to its chat or channel."""
     _, colour = _looks(payload)
     body: list[dict[str, Any]] = [
         {
             "type": "TextBlock",
-            "text": title(payload),
+            "text": literal(title(payload)),
             "weight": "Bolder",
             "size": "Medium",
             "color": colour,
@@ -190,13 +206,13 @@ def teams(payload: dict[str, Any]) -> dict[str, Any]:
         }
     ]
     if payload.get("reason"):
-        body.append({"type": "TextBlock", "text": str(payload["reason"]), "wrap": True})
+        body.append({"type": "TextBlock", "text": literal(str(payload["reason"])), "wrap": True})
     particulars = facts(payload)
     if particulars:
         body.append(
             {
                 "type": "FactSet",
-                "facts": [{"title": name, "value": value} for name, value in particulars],
+                "facts": [{"title": name, "value": literal(value)} for name, value in particulars],
             }
         )
     card = {

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -41,32 +41,45 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    lock = threading.Lock()
-    box: list[Receiver] = []
+def serve() -> Iterator[Callable[[str], Receiver]]:
+    """Start a receiver at `path` on a free port of 127.0.0.1: each POST is kept and answered
+    with the next of its `answers` (then 200)."""
+    servers: list[ThreadingHTTPServer] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            with lock:
-                box[0].received.append((dict(self.headers), body))
-                status = box[0].answers.pop(0) if box[0].answers else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def start(path: str) -> Receiver:
+        lock = threading.Lock()
+        box: list[Receiver] = []
 
-        def log_message(self, *args: object) -> None:
-            pass
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with lock:
+                    box[0].received.append((dict(self.headers), body))
+                    status = box[0].answers.pop(0) if box[0].answers else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # a free port
-    box.append(Receiver(f"http://127.0.0.1:{server.server_port}/hooks/wavegate"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # a free port
+        box.append(Receiver(f"http://127.0.0.1:{server.server_port}{path}"))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return box[0]
+
     try:
-        yield box[0]
+        yield start
     finally:
-        server.shutdown()
-        server.server_close()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture
+def receiver(serve: Callable[[str], Receiver]) -> Receiver:
+    return serve("/hooks/wavegate")
 
 
 @pytest.fixture

@@ -11,23 +11,22 @@ import hmac
 import json
 import logging
 import re
-import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from html import unescape as html_unescape
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.urls import reverse
+from markdown_it import MarkdownIt
 
 from audit.models import AuditEvent
 from rollout import actions, emergency, notify, reconcile
 from rollout.choices import PlanStatus, TargetStatus, WaveStatus
 from rollout.models import RolloutPlan
 from rollout.tasks import send_webhook
-from tests.factories import plan_over_a_new_cluster
+from tests.factories import make_cluster, plan_over_a_new_cluster
 from tests.rollout.conftest import Receiver
 from tests.rollout.stepping import Sent
 
@@ -198,6 +197,15 @@ def slack_said(body: dict) -> tuple[str, str]:
     return section, button["url"]
 
 
+MARKDOWN = MarkdownIt("commonmark")  # what Adaptive Cards render a subset of
+
+
+def shown(text: str) -> str:
+    """The text a card's reader sees: `text` rendered as CommonMark, its tags taken away."""
+    html = MARKDOWN.render(text)
+    return html_unescape(re.sub(r"<[^>]+>", "", html)).strip()
+
+
 def teams_said(body: dict) -> tuple[str, dict[str, str], str]:
     """(the card's texts, its facts, its link) of a Teams message of the right shape."""
     assert problems(body, TEAMS_MESSAGE) == []
@@ -216,44 +224,6 @@ def test_the_shape_checks_catch_what_slack_and_teams_refuse():
     odd = {"type": "section", "text": {"type": "mrkdwn", "text": "x"}, "colour": "red"}
     assert problems({"text": "x", "blocks": [odd]}, SLACK_MESSAGE)
     assert problems({"type": "message", "attachments": [{"contentType": "x"}]}, TEAMS_MESSAGE)
-
-
-# --- receivers ---------------------------------------------------------------------------------
-@pytest.fixture
-def serve() -> Iterator[Callable[[str], Receiver]]:
-    """Start a receiver at `path` on a free port of 127.0.0.1: each POST is kept and answered
-    with the next of its `answers` (then 200)."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(path: str) -> Receiver:
-        lock = threading.Lock()
-        box: list[Receiver] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with lock:
-                    box[0].received.append((dict(self.headers), body))
-                    status = box[0].answers.pop(0) if box[0].answers else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        box.append(Receiver(f"http://127.0.0.1:{server.server_port}{path}"))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return box[0]
-
-    try:
-        yield start
-    finally:
-        for server in servers:
-            server.shutdown()
-            server.server_close()
 
 
 @pytest.fixture
@@ -330,12 +300,43 @@ def test_a_pause_says_who_paused_and_why_escaped_for_slack(
     ]
     assert link == plan_page(plan)
     texts, facts, link = teams_said(teams.bodies()[0])
-    assert texts.splitlines() == [
+    assert [shown(line) for line in texts.splitlines()] == [
         "Plan west paused",
         "Paused by operator-user: freeze <until> R&D says go",
     ]
     assert facts["Status"] == "Paused"
     assert link == plan_page(plan)
+
+
+def test_teams_shows_markdown_in_a_reason_or_a_name_as_written(
+    client_as, personas, chats, eager, django_capture_on_commit_callbacks
+):
+    _, teams = chats
+    name = "west_*eu*_[1]"
+    cluster = make_cluster(name="aks-markdown")
+    plan = plan_over_a_new_cluster(personas["operator"], name, selection={"names": [cluster.name]})
+    teams.received.clear()
+    reason = "see [the runbook](https://evil.example/) **now**\n- step 1\n2. step `two`"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client_as("operator").post(
+            reverse("rollout:plan_pause", kwargs={"pk": plan.pk}), {"comment": reason}
+        )
+
+    card = teams.bodies()[0]["attachments"][0]["content"]
+    texts = [b["text"] for b in card["body"] if b["type"] == "TextBlock"]
+    facts = {
+        f["title"]: f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]
+    }
+    # What a card shows: a reader sees the words, never a link, emphasis, a list or code.
+    assert [shown(text) for text in texts] == [
+        f"Plan {name} paused",
+        f"Paused by operator-user: {reason}",
+    ]
+    assert shown(facts["Plan"]) == name
+    for text in [*texts, *facts.values()]:
+        html = MARKDOWN.render(text)
+        assert not re.search(r"<(?!/?p>|br ?/?>)", html), html
 
 
 def test_a_long_reason_is_cut_within_slacks_limit(

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandParser
-from django.db import transaction
 
 from accounts.scripting import Exit, ScriptCommand, ScriptError
-from audit.export import FORMATS, AuditExport
-from audit.kinds import AuditAction
-from audit.log import record
+from audit.export import FORMATS, AuditExport, started
 from audit.models import AuditEvent
 
 
@@ -75,10 +72,7 @@ class Command(ScriptCommand):
                 "--since is after --until: no event can match", Exit.USAGE, field="--since"
             )
         fmt = FORMATS[options["format"]]
-        # Recorded as the page records its exports: who took a copy of the log, of what.
-        with transaction.atomic():
-            record(AuditAction.EXPORTED, after={"format": fmt.name, "filter": given})
-        export = AuditExport(events, filters=given)
+        export = started(events, fmt, given)  # recorded as the page records its exports
         if options["output"] is None:
             for chunk in export.lines(fmt):
                 self.stdout.write(chunk, ending="")

@@ -19,10 +19,8 @@ from django.core.management.base import CommandParser
 from django.db import transaction
 from django.db.models import Count, Max
 
-import audit
 from accounts.scripting import Exit, ScriptCommand, ScriptError, acting_user, refused
-from audit import attempts
-from audit.refusals import action_of
+from audit.refusals import record_command_refusal
 from fleet.choices import SCAN_OPEN, ScanStatus
 from fleet.models import Cluster, PreflightScan
 from preflight import actions
@@ -52,19 +50,6 @@ def find_cluster(given: str) -> Cluster:
     if present:
         return present[0]
     return max(found, key=lambda c: c.removed_at or c.changed_at)  # the action says it is gone
-
-
-def record_refusal(user: Any, refusal: Exception, command: str) -> None:
-    """Recorded as the pages record a refused change (audit/refusals.py): in a transaction of
-    its own, after the refused one rolled back, a few a minute per person."""
-    with transaction.atomic():
-        if attempts.refusal_counted(user.get_username(), None):
-            audit.record(
-                action_of(refusal),
-                acting_user=user,
-                object_label=f"manage.py {command}",
-                after={"command": f"manage.py {command}", "refusal": str(refusal)},
-            )
 
 
 def scan_row(scan: PreflightScan) -> dict[str, Any]:
@@ -165,7 +150,7 @@ class Command(ScriptCommand):
                     )
                 )
         except (actions.ActionRefused, PermissionDenied) as refusal:
-            record_refusal(user, refusal, "run_preflight")
+            record_command_refusal(user, refusal, "run_preflight")
             raise refused(refusal) from refusal
 
     def report(self, scan_ids: list[int], *, waited: bool, wait: float = 0) -> None:

@@ -18,28 +18,13 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandParser
 from django.db import transaction
 
-import audit
 from accounts.scripting import Exit, ScriptCommand, ScriptError, acting_user, refused
-from audit import attempts
-from audit.refusals import action_of
+from audit.refusals import record_command_refusal
 from rollout import actions
 from rollout.forms import NotAPlan, PlanForm, form_from
 from rollout.models import RolloutPlan
 from rollout.preview import Preview, checked_preview
 from rollout.report import plan_status
-
-
-def record_refusal(user: Any, refusal: Exception, command: str) -> None:
-    """Recorded as the pages record a refused change (audit/refusals.py): in a transaction of
-    its own, after the refused one rolled back, a few a minute per person."""
-    with transaction.atomic():
-        if attempts.refusal_counted(user.get_username(), None):
-            audit.record(
-                action_of(refusal),
-                acting_user=user,
-                object_label=f"manage.py {command}",
-                after={"command": f"manage.py {command}", "refusal": str(refusal)},
-            )
 
 
 class PlanFile:
@@ -195,7 +180,7 @@ class Command(ScriptCommand):
                 plan = actions.create_plan(acting_user=user, **form.plan_fields())
                 return actions.submit_plan(plan, acting_user=user) if submit else plan
         except (actions.ActionRefused, PermissionDenied) as refusal:
-            record_refusal(user, refusal, "plan_create")
+            record_command_refusal(user, refusal, "plan_create")
             raise refused(refusal) from refusal
 
     def say(self, plan: RolloutPlan, preview: Preview, *, submitted: bool) -> None:
