@@ -9,12 +9,14 @@ import datetime
 import enum
 import json
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import InterfaceError, OperationalError
 
 
 class Exit(enum.IntEnum):
@@ -26,6 +28,7 @@ class Exit(enum.IntEnum):
     REFUSED = 3  # a permission or an action refused, in the page's words
     NOT_FOUND = 4  # no such plan, cluster or user
     NOT_FINISHED = 5  # plan_status: the plan has not ended yet
+    UNAVAILABLE = 6  # the database did not answer: nothing is known, try again
 
 
 # An error document's `code` by exit status; a refusal says which kind, as the API's do.
@@ -35,6 +38,7 @@ CODES = {
     Exit.REFUSED: "refused",
     Exit.NOT_FOUND: "not_found",
     Exit.NOT_FINISHED: "not_finished",
+    Exit.UNAVAILABLE: "unavailable",
 }
 
 
@@ -102,17 +106,20 @@ def find_user(username: str, *, field: str) -> Any:
         raise ScriptError(f"There is no user {username!r}.", Exit.NOT_FOUND, field=field) from None
 
 
-def acting_user(username: str) -> Any:
-    """The user a command acts as (`--as`): known (else exit 4) and active (else exit 3). What
-    the user may do is for the action's own access rules to say."""
+def acting_user(
+    username: str, record_refusal: Callable[[Any, PermissionDenied], None] | None = None
+) -> Any:
+    """The user a command acts as (`--as`): known (else exit 4) and active (else exit 3, the
+    refusal given to `record_refusal` to be recorded). What the user may do is for the
+    action's own access rules to say."""
     user = find_user(username, field="--as")
     if not user.is_active:
-        raise ScriptError(
-            f"{username} is not an active user: a deactivated user cannot act.",
-            Exit.REFUSED,
-            code="forbidden",
-            field="--as",
+        refusal = PermissionDenied(
+            f"{username} is not an active user: a deactivated user cannot act."
         )
+        if record_refusal is not None:
+            record_refusal(user, refusal)
+        raise ScriptError(str(refusal), Exit.REFUSED, code="forbidden", field="--as")
     return user
 
 
@@ -140,7 +147,9 @@ class ScriptCommand(BaseCommand):
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         kwargs.setdefault(
-            "epilog", f"Exit status: {self.exit_statuses} (README.md, section Scripts)."
+            "epilog",
+            f"Exit status: {self.exit_statuses}; 6 the database did not answer "
+            "(README.md, section Scripts).",
         )
         parser = super().create_parser(prog_name, subcommand, **kwargs)
 
@@ -163,7 +172,16 @@ class ScriptCommand(BaseCommand):
     def execute(self, *args: Any, **options: Any) -> Any:
         self.as_json = bool(options.get("json"))
         try:
-            return super().execute(*args, **options)
+            try:
+                return super().execute(*args, **options)
+            except (OperationalError, InterfaceError) as error:
+                # Not "failed" (1): a script would read a chain broken or a plan ended badly.
+                said = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                raise ScriptError(
+                    f"Wavegate's database did not answer ({said or type(error).__name__}): "
+                    "nothing could be read or done; try again once it answers.",
+                    Exit.UNAVAILABLE,
+                ) from error
         except CommandError as error:
             if self.as_json and not getattr(error, "reported", False):
                 self.emit(document(error))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -70,12 +71,31 @@ def _token_accepted(request: HttpRequest) -> bool:
 def _registry() -> CollectorRegistry:
     """A registry for one scrape: every process's counts, then the database's state."""
     registry = CollectorRegistry()
+    readable = True
     if MULTIPROCESS_DIR:
-        MultiProcessCollector(registry, path=MULTIPROCESS_DIR)
+        try:
+            MultiProcessCollector(registry, path=MULTIPROCESS_DIR)
+        except ValueError:  # the directory is gone: the database's half still comes through
+            log.error("PROMETHEUS_MULTIPROC_DIR %s is not a directory", MULTIPROCESS_DIR)
+            readable = False
     else:  # one process (a plain runserver): its own counts, in its memory
         registry.register(_ThisProcess())
+    registry.register(_Up(readable))
     registry.register(DatabaseCollector())
     return registry
+
+
+class _Up(Collector):
+    def __init__(self, readable: bool) -> None:
+        self.readable = readable
+
+    def collect(self) -> Iterable[Metric]:
+        yield _gauge(
+            "wavegate_process_counts_up",
+            "1 when the processes' counts (Azure requests, tasks, web requests) could be read; "
+            "0 when PROMETHEUS_MULTIPROC_DIR is not a directory any more.",
+            1 if self.readable else 0,
+        )
 
 
 class _ThisProcess(Collector):
@@ -118,8 +138,12 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
-def _age(moment: datetime | None) -> float | None:
-    return None if moment is None else max((timezone.now() - moment).total_seconds(), 0.0)
+def _age(moment: datetime | None) -> float:
+    """Seconds since `moment`; +Inf when it never happened, so that "older than" alerts fire
+    on what never happened too."""
+    if moment is None:
+        return math.inf
+    return max((timezone.now() - moment).total_seconds(), 0.0)
 
 
 def _clusters() -> Iterator[GaugeMetricFamily]:
@@ -238,20 +262,16 @@ def _audit_chain() -> Iterator[GaugeMetricFamily]:
         "or checkpoint file).",
         1 if watch is not None and watch.unchecked_reason else 0,
     )
-    checked = _age(watch.checked_at if watch is not None else None)
-    if checked is not None:
-        yield _gauge(
-            "wavegate_audit_chain_checked_age_seconds",
-            "Seconds since beat last checked the audit chain.",
-            checked,
-        )
-    signed = _age(AuditCheckpoint.objects.aggregate(at=Max("at"))["at"])
-    if signed is not None:
-        yield _gauge(
-            "wavegate_audit_last_checkpoint_age_seconds",
-            "Seconds since the newest signed checkpoint of the audit chain was taken.",
-            signed,
-        )
+    yield _gauge(
+        "wavegate_audit_chain_checked_age_seconds",
+        "Seconds since beat last checked the audit chain (+Inf: never).",
+        _age(watch.checked_at if watch is not None else None),
+    )
+    yield _gauge(
+        "wavegate_audit_last_checkpoint_age_seconds",
+        "Seconds since the newest signed checkpoint of the audit chain was taken (+Inf: none).",
+        _age(AuditCheckpoint.objects.aggregate(at=Max("at"))["at"]),
+    )
 
 
 def _inventory_sync() -> Iterator[GaugeMetricFamily]:
@@ -263,18 +283,16 @@ def _inventory_sync() -> Iterator[GaugeMetricFamily]:
         Counter([latest.status] if latest else []),
         SyncStatus.values,
     )
-    if latest is not None:
-        yield _gauge(
-            "wavegate_sync_last_age_seconds",
-            "Seconds since the latest inventory sync started.",
-            _age(latest.started_at) or 0.0,
-        )
+    yield _gauge(
+        "wavegate_sync_last_age_seconds",
+        "Seconds since the latest inventory sync started (+Inf: none ever did).",
+        _age(latest.started_at if latest is not None else None),
+    )
     succeeded = SyncRun.objects.filter(status=SyncStatus.SUCCEEDED).aggregate(
         at=Max("finished_at")
     )["at"]
-    if succeeded is not None:
-        yield _gauge(
-            "wavegate_sync_last_success_age_seconds",
-            "Seconds since the latest inventory sync that succeeded ended.",
-            _age(succeeded) or 0.0,
-        )
+    yield _gauge(
+        "wavegate_sync_last_success_age_seconds",
+        "Seconds since the latest inventory sync that succeeded ended (+Inf: none has).",
+        _age(succeeded),
+    )

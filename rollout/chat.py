@@ -183,6 +183,17 @@ _MARKDOWN = re.compile(r"([\\`*_\[\]<>~])")
 _LINE_MARKER = re.compile(r"^(\s*)([-+#>]|\d+(?=[.)]))", re.MULTILINE)
 
 
+# A Teams message may be at most 28 KB: a reason (which has no maximum) and each fact are cut
+# well within it, escaped Markdown included.
+TEAMS_REASON_LIMIT = 3000
+TEAMS_FACT_LIMIT = 500
+
+
+def cut(text: str, limit: int) -> str:
+    """At most `limit` characters, an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def literal(text: str) -> str:
     """`text` as an Adaptive Card shows it: no link, emphasis or list made of its characters."""
     escaped = _MARKDOWN.sub(r"\\\1", text)
@@ -206,13 +217,17 @@ def teams(payload: dict[str, Any]) -> dict[str, Any]:
         }
     ]
     if payload.get("reason"):
-        body.append({"type": "TextBlock", "text": literal(str(payload["reason"])), "wrap": True})
+        reason = cut(str(payload["reason"]), TEAMS_REASON_LIMIT)
+        body.append({"type": "TextBlock", "text": literal(reason), "wrap": True})
     particulars = facts(payload)
     if particulars:
         body.append(
             {
                 "type": "FactSet",
-                "facts": [{"title": name, "value": literal(value)} for name, value in particulars],
+                "facts": [
+                    {"title": name, "value": literal(cut(value, TEAMS_FACT_LIMIT))}
+                    for name, value in particulars
+                ],
             }
         )
     card = {

@@ -64,6 +64,10 @@ class PlanNotFound(Exception):
     """No plan, or more than one, answers to what was given: the message says which."""
 
 
+class SeveralPlans(PlanNotFound):
+    """More than one plan has the name given."""
+
+
 def find_plan(given: str) -> RolloutPlan:
     """The plan whose id or exact name is `given`."""
     text = given.strip()
@@ -76,7 +80,7 @@ def find_plan(given: str) -> RolloutPlan:
         return RolloutPlan.objects.get(pk=named[0])
     if named:
         ids = ", ".join(str(pk) for pk in named)
-        raise PlanNotFound(f"{len(named)} plans are named {text!r} (ids {ids}): give its id.")
+        raise SeveralPlans(f"{len(named)} plans are named {text!r} (ids {ids}): give its id.")
     raise PlanNotFound(f"There is no plan with the id or the exact name {text!r}.")
 
 

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -170,6 +171,9 @@ def request(payload: dict[str, Any], destination: Destination) -> tuple[bytes, d
     return body, headers
 
 
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,59}")
+
+
 def deliver(payload: dict[str, Any], destination: str = LEGACY) -> int:
     """POST the payload once to the destination of that name; returns the HTTP status (2xx).
 
@@ -201,8 +205,14 @@ def deliver(payload: dict[str, Any], destination: str = LEGACY) -> int:
     status = response.status_code
     if status >= 500 or status == 429:
         raise Unavailable(f"{target.called} answered {status}")
+    if 300 <= status < 400:
+        raise Refused(f"{target.called} answered {status}: a redirect, not followed")
     if status >= 300:
-        raise Refused(f"{target.called} answered {status}: {response.text[:200]}")
+        # Its body only when it is an error code such as Slack's `invalid_blocks`: an error page
+        # may quote the URL asked for, and with it the webhook's secret path.
+        said = response.text.strip()
+        code = f": {said}" if _ERROR_CODE.fullmatch(said) else ""
+        raise Refused(f"{target.called} answered {status}{code}")
     return status
 
 

@@ -5,6 +5,7 @@ error document on stdout too."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from django.core.management import load_command_class
@@ -57,6 +58,33 @@ def test_bad_arguments_from_a_shell_exit_2_with_usage_on_stderr_and_json_on_stdo
         "message": "the following arguments are required: --as",
         "field": None,
     }
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("plan_status", "1"),
+        ("audit_verify",),
+        ("sync_inventory",),
+        ("create_token", "ci-bot", "--name", "pipeline"),
+        ("run_preflight", "--all", "--as", "olga"),
+        ("plan_create", "--from-file", "docs/plan.example.yaml", "--as", "olga"),
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_a_database_that_does_not_answer_is_6_never_failed(argv):
+    # 1 would say "the plan ended badly" or "the chain is broken": an outage says so instead.
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = manage(f"postgres://postgres@127.0.0.1:{port}/none", *argv, "--json")
+
+    assert done.returncode == 6, done.stderr
+    body = json.loads(done.stdout)
+    assert body["code"] == "unavailable"
+    assert body["message"].startswith("Wavegate's database did not answer (")
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"{argv[0]}: Wavegate's database did not answer")
 
 
 def test_bad_arguments_through_call_command_exit_2_too():

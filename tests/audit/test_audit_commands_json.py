@@ -94,3 +94,25 @@ def test_a_bad_date_names_its_option(db, tmp_path):
 
     assert "is not a date or time" in ended(ran, 2)
     assert ran.json()["field"] == "--since"
+
+
+def test_a_moment_before_year_1_in_utc_names_its_option(db, tmp_path):
+    out = str(tmp_path / "log.csv")
+    since = "0001-01-01T00:00:00+01:00"
+
+    ran = run("audit_export", "--format", "csv", "--since", since, "--output", out, "--json")
+
+    assert "is out of range" in ended(ran, 2)
+    assert ran.json()["field"] == "--since"
+    assert not AuditEvent.objects.filter(action="audit.exported").exists()
+
+
+def test_a_file_that_cannot_be_written_records_no_export(db, tmp_path):
+    write_events(2)
+    out = str(tmp_path / "missing-folder" / "log.csv")
+
+    ran = run("audit_export", "--format", "jsonl", "--output", out, "--json")
+
+    assert "the export could not be written to" in ended(ran, 1)
+    assert ran.json()["field"] == "--output"
+    assert not AuditEvent.objects.filter(action="audit.exported").exists()

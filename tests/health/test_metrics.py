@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import re
 import time
@@ -30,6 +31,7 @@ from audit.verification import check_increment
 from fleet.choices import SyncStatus, SyncTrigger
 from fleet.models import Cluster
 from fleet.sync import run_sync
+from health import metrics as health_metrics
 from health.tasks import record_heartbeat
 from preflight.tasks import scan_cluster
 from rollout import actions
@@ -145,6 +147,35 @@ def test_it_speaks_prometheus_and_counts_what_the_database_holds(client):
 
 
 @pytest.mark.django_db
+def test_a_sync_that_never_succeeded_is_infinitely_old(client):
+    fresh = scrape(client)
+    assert total(fresh, "wavegate_sync_last_age_seconds") == math.inf  # none ever started
+    assert total(fresh, "wavegate_sync_last_success_age_seconds") == math.inf
+
+    make_sync_run(status=SyncStatus.FAILED, error="Azure said no")
+    failed = scrape(client)
+    assert 250 < total(failed, "wavegate_sync_last_age_seconds") < 400
+    assert total(failed, "wavegate_sync_last_success_age_seconds") == math.inf
+
+
+@pytest.mark.django_db
+def test_the_database_half_still_answers_when_the_process_counts_are_gone(
+    client, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(health_metrics, "MULTIPROCESS_DIR", str(tmp_path / "removed"))
+    make_cluster(name="aks-one")
+
+    samples = scrape(client)
+
+    assert total(samples, "wavegate_process_counts_up") == 0
+    assert total(samples, "wavegate_database_up") == 1
+    assert by(samples, "wavegate_clusters_by_eligibility", "eligible")["true"] == 1
+
+    monkeypatch.setattr(health_metrics, "MULTIPROCESS_DIR", str(tmp_path))
+    assert total(scrape(client), "wavegate_process_counts_up") == 1
+
+
+@pytest.mark.django_db
 def test_a_cluster_in_flight_past_its_deadline_is_counted(client, settings):
     operator = make_user("operator", username="olga")
     for n in range(3):
@@ -173,7 +204,9 @@ def test_the_audit_chain_shows_as_beats_check_found_it(isolated_db, client, tmp_
     settings.WAVEGATE_AUDIT_CHECKPOINT_FILE = str(tmp_path / "checkpoints.jsonl")
     before = scrape(client)
     assert total(before, "wavegate_audit_chain_broken") == 0
-    assert ("wavegate_audit_last_checkpoint_age_seconds", frozenset()) not in before
+    # Never checked, never anchored: infinitely old, so that "older than" alerts fire.
+    assert before[("wavegate_audit_last_checkpoint_age_seconds", frozenset())] == math.inf
+    assert before[("wavegate_audit_chain_checked_age_seconds", frozenset())] == math.inf
 
     with transaction.atomic():
         events = [audit.record("test.event", object_id=str(n)) for n in range(3)]

@@ -94,6 +94,28 @@ def test_missing_file_exits_2(tmp_path: Path) -> None:
     done = run(str(tmp_path / "nope.txt"))
     assert done.returncode == 2
     assert b"nope.txt" in done.stderr
+    # --json still prints one document a script can read, saying why there is no verdict.
+    done = run(str(tmp_path / "nope.txt"), "--json")
+    assert done.returncode == 2
+    said = json.loads(done.stdout)
+    assert said["verdict"] == "unreadable"
+    assert "nope.txt: No such file or directory" in said["message"]
+
+
+def test_a_misspelt_notification_setting_does_not_change_the_verdict(clean_dump: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "iptables_check", str(clean_dump)],
+        capture_output=True,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "WAVEGATE_NOTIFY_DESTINATIONS": '[{"name": "x", "url": "https://x.example/", '
+            '"format": "slak"}]',
+        },
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize(

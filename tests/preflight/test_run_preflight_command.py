@@ -98,6 +98,8 @@ def test_one_cluster_already_being_scanned_refuses_them_all(personas):
         (["--cluster", "aks-nowhere", "--as", "operator-user"], 4, "no cluster named"),
         (["--cluster", "aks-one", "--as", "nobody"], 4, "There is no user 'nobody'."),
         (["--cluster", "aks-one", "--as", "operator-user", "--wait", "0"], 2, "above 0"),
+        (["--cluster", "aks-one", "--as", "operator-user", "--wait", "nan"], 2, "above 0"),
+        (["--cluster", "aks-one", "--as", "operator-user", "--wait", "inf"], 2, "finite"),
         (["--cluster", "aks-one"], 2, "the following arguments are required: --as"),
         (["--as", "operator-user"], 2, "one of the arguments --cluster --all is required"),
     ],

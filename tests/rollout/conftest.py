@@ -34,6 +34,7 @@ class Receiver:
 
     url: str
     answers: list[int] = field(default_factory=list)
+    said: bytes = b""  # the body of each answer
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
 
     def bodies(self) -> list[dict]:
@@ -57,8 +58,9 @@ def serve() -> Iterator[Callable[[str], Receiver]]:
                     box[0].received.append((dict(self.headers), body))
                     status = box[0].answers.pop(0) if box[0].answers else 200
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(box[0].said)))
                 self.end_headers()
+                self.wfile.write(box[0].said)
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -279,7 +279,7 @@ def test_the_command_says_which_plan_it_cannot_find(personas):
 
     with pytest.raises(CommandError, match="no plan with the id or the exact name 'nope'") as gone:
         call_command("evidence_pack", "nope")
-    assert gone.value.returncode == 2
+    assert gone.value.returncode == 4  # not found, as in the README's table
     with pytest.raises(CommandError, match="2 plans are named 'twice'") as twice:
         call_command("evidence_pack", "twice")
     assert twice.value.returncode == 2

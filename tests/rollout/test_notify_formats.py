@@ -339,21 +339,29 @@ def test_teams_shows_markdown_in_a_reason_or_a_name_as_written(
         assert not re.search(r"<(?!/?p>|br ?/?>)", html), html
 
 
-def test_a_long_reason_is_cut_within_slacks_limit(
+def test_a_long_reason_is_cut_within_slacks_and_teams_limits(
     personas, chats, eager, django_capture_on_commit_callbacks
 ):
     slack, teams = chats
     plan = plan_over_a_new_cluster(personas["operator"], "west")
     slack.received.clear()
+    teams.received.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
-        actions.pause_plan(plan, acting_user=personas["operator"], reason="a&b " * 1500)
+        actions.pause_plan(plan, acting_user=personas["operator"], reason="a&b " * 10_000)
 
     section, _ = slack_said(slack.bodies()[0])  # its shape holds the 3,000 characters
     assert 2990 < len(section) <= 3000
     assert section.endswith("…")
     assert not re.search(r"&[a-z]*…$", section)  # cut between entities, never inside one
-    teams_said(teams.bodies()[-1])
+    # Teams takes messages of at most 28 KB.
+    ((_, sent),) = teams.received
+    assert len(sent) < 28 * 1024
+    texts, _, _ = teams_said(json.loads(sent))
+    reason = shown(texts.splitlines()[1])
+    assert reason.startswith("Paused by operator-user: a&b a&b")
+    assert reason.endswith("…")
+    assert len(reason) == 3000
 
 
 def test_the_emergency_stop_and_its_lifting_are_announced_once_each(

@@ -125,6 +125,19 @@ def test_a_field_of_the_wrong_type_or_given_twice_is_named(inventory, personas, 
     assert "A plan is a mapping of its fields" in ended(not_a_plan, 2)
 
 
+def test_a_control_character_or_a_nesting_too_deep_is_named_not_a_crash(
+    inventory, personas, tmp_path
+):
+    control = create(tmp_path, "name: a\x01\nwave_spec: '1, 100%'\n", "--json")
+    deep = create(tmp_path, "[" * 5000 + "]" * 5000 + "\n", "--json")
+
+    said = ended(control, 2)
+    assert "plan.yaml, line 1, column 8: not valid YAML: the character U+0001 cannot" in said
+    assert control.json()["field"] == "--from-file"
+    assert "nests lists or mappings too deeply" in ended(deep, 2)
+    assert not RolloutPlan.objects.exists()
+
+
 def test_a_viewer_is_refused_in_the_pages_words_and_the_refusal_recorded(
     inventory, personas, tmp_path
 ):
@@ -136,6 +149,21 @@ def test_a_viewer_is_refused_in_the_pages_words_and_the_refusal_recorded(
     assert not RolloutPlan.objects.exists()
     refusal = AuditEvent.objects.get(action="access.refused")
     assert refusal.actor_name == "viewer-user"
+    assert refusal.after == {"command": "manage.py plan_create", "refusal": said}
+
+
+def test_a_deactivated_user_is_refused_and_the_refusal_recorded(inventory, personas, tmp_path):
+    personas["operator"].is_active = False
+    personas["operator"].save()
+
+    ran = create(tmp_path, GOOD, "--json", user="operator-user")
+
+    said = ended(ran, 3)
+    assert said == "operator-user is not an active user: a deactivated user cannot act."
+    assert ran.json()["field"] == "--as"
+    assert not RolloutPlan.objects.exists()
+    refusal = AuditEvent.objects.get(action="access.refused")
+    assert refusal.actor_name == "operator-user"
     assert refusal.after == {"command": "manage.py plan_create", "refusal": said}
 
 

@@ -146,6 +146,36 @@ def test_a_4xx_is_not_tried_again_and_is_recorded(personas, webhook, eager, capl
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("status", "said", "problem"),
+    [
+        (400, b"invalid_blocks", "WAVEGATE_WEBHOOK_URL answered 400: invalid_blocks"),
+        (404, b"<h1>No hook at /hooks/wavegate</h1>", "WAVEGATE_WEBHOOK_URL answered 404"),
+        (
+            302,
+            b"Moved to https://x/hooks/wavegate",
+            "WAVEGATE_WEBHOOK_URL answered 302: a redirect",
+        ),
+    ],
+)
+def test_what_a_refusing_receiver_said_is_kept_only_when_it_is_an_error_code(
+    personas, webhook, eager, caplog, status, said, problem
+):
+    # An error page may quote the URL it was asked for, whose path is a chat webhook's secret.
+    plan = plan_over_a_new_cluster(personas["operator"], "west")
+    webhook.answers.append(status)
+    webhook.said = said
+
+    with caplog.at_level(logging.ERROR, logger="rollout.notify"):
+        send_webhook.delay(notify.message("plan_paused", plan, reason="r"))
+
+    event = AuditEvent.objects.get(action="rollout.webhook_failed")
+    assert event.after["problem"].startswith(problem)
+    assert "/hooks" not in event.after["problem"]
+    assert "/hooks" not in caplog.text
+
+
+@pytest.mark.django_db
 def test_it_gives_up_after_the_last_try_with_a_log_line_and_an_audit_event(
     personas, webhook, eager, caplog, monkeypatch
 ):

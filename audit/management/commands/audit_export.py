@@ -8,7 +8,7 @@ Exit 0 when written, 1 when it could not be written, 2 for arguments that cannot
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from accounts.scripting import Exit, ScriptCommand, ScriptError
-from audit.export import FORMATS, AuditExport, started
+from audit.export import FORMATS, AuditExport, Format, started
 from audit.models import AuditEvent
 
 
@@ -34,7 +34,16 @@ def _moment(option: str, text: str, *, end_of_day: bool) -> datetime:
         ) from None
     if len(text.strip()) == 10 and end_of_day:
         moment = datetime.combine(moment.date(), time.max)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00, a moment before year 1 in UTC
+        raise ScriptError(
+            f"{option} {text!r} is out of range: give a moment between the years 1 and 9999 UTC",
+            Exit.USAGE,
+            field=option,
+        ) from None
+    return moment
 
 
 class Command(ScriptCommand):
@@ -72,14 +81,14 @@ class Command(ScriptCommand):
                 "--since is after --until: no event can match", Exit.USAGE, field="--since"
             )
         fmt = FORMATS[options["format"]]
-        export = started(events, fmt, given)  # recorded as the page records its exports
         if options["output"] is None:
+            export = started(events, fmt, given)  # recorded as the page records its exports
             for chunk in export.lines(fmt):
                 self.stdout.write(chunk, ending="")
             self.stdout.flush()
             self.stderr.write(self._summary(export, "stdout"))
             return
-        self._to_file(Path(options["output"]), export.lines(fmt))
+        export = self._to_file(Path(options["output"]), lambda: started(events, fmt, given), fmt)
         if self.as_json:
             self.emit(
                 {
@@ -104,13 +113,15 @@ class Command(ScriptCommand):
         )
 
     @staticmethod
-    def _to_file(path: Path, lines: Iterator[str]) -> None:
+    def _to_file(path: Path, start: Callable[[], AuditExport], fmt: Format) -> AuditExport:
         """Written beside the file and renamed when complete: a cut-off export never looks like
-        a finished one."""
+        a finished one. Started (and recorded) once the file could be opened: a path that
+        cannot be written records no export."""
         partial = path.with_name(path.name + ".partial")
         try:
             with open(partial, "w", encoding="utf-8", newline="") as out:
-                for chunk in lines:
+                export = start()
+                for chunk in export.lines(fmt):
                     out.write(chunk)
             os.replace(partial, path)
         except OSError as error:
@@ -120,3 +131,4 @@ class Command(ScriptCommand):
                 Exit.FAILED,
                 field="--output",
             ) from error
+        return export

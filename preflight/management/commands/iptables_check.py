@@ -45,6 +45,9 @@ class Bounded:
 
 
 class Command(BaseCommand):
+    # Another part's settings (a misspelt notification event) must not turn a node's verdict
+    # into exit 1: `manage.py check` and the web's start-up report those.
+    requires_system_checks: list[str] = []
     help = (
         "Analyse an iptables-save / iptables -S dump (FILE, or - for stdin) and list the "
         "user-installed rules that make AKS refuse eBPF host routing (BpfVeth). "
@@ -58,9 +61,20 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         path: str = options["file"]
         limit: int = settings.WAVEGATE_SCAN_MAX_DUMP_BYTES
-        analysis = self.analyse(path, limit)
-        if analysis.recognised == 0 and not analysis.problems:
-            raise CommandError(f"{path}: empty input", returncode=EXIT_UNREADABLE)
+        try:
+            analysis = self.analyse(path, limit)
+            if analysis.recognised == 0 and not analysis.problems:
+                raise CommandError(f"{path}: empty input", returncode=EXIT_UNREADABLE)
+        except CommandError as error:
+            if options["json"]:  # still one JSON document, as the script asked
+                said = {
+                    "verdict": "unreadable",
+                    "findings": [],
+                    "errors": [],
+                    "message": str(error),
+                }
+                self.stdout.write(json.dumps(said, indent=2))
+            raise
         if options["json"]:
             self.stdout.write(json.dumps(analysis.to_json(), indent=2))
         else:

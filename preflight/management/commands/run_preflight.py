@@ -9,6 +9,7 @@ scan already open; recorded as the pages record it), 4 no such user or cluster.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from typing import Any
@@ -118,11 +119,14 @@ class Command(ScriptCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         wait: float | None = options["wait"]
-        if wait is not None and wait <= 0:
+        if wait is not None and not 0 < wait < math.inf:  # nan too
             raise ScriptError(
-                "--wait takes a number of seconds above 0.", Exit.USAGE, field="--wait"
+                "--wait takes a finite number of seconds above 0.", Exit.USAGE, field="--wait"
             )
-        user = acting_user(options["as_user"])
+        user = acting_user(
+            options["as_user"],
+            lambda user, refusal: record_command_refusal(user, refusal, "run_preflight"),
+        )
         clusters = [find_cluster(name) for name in options["cluster"] or ()]
         scan_ids = self.request(user, clusters)
         if wait is None:

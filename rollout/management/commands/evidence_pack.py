@@ -1,8 +1,8 @@
 """Write a rollout plan's evidence pack (rollout/evidence.py) to a zip file, as the plan's page
 hands it out; the export is recorded in the audit log.
 
-Exit 0 when written, 1 when the file could not be written, 2 when no single plan answers to
-PLAN.
+Exit 0 when written, 1 when the file could not be written, 2 when several plans have that
+name, 4 when none has (the Scripts table in README.md).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from rollout import evidence
 
 
 class Command(BaseCommand):
+    requires_system_checks: list[str] = []  # as the script commands (accounts/scripting.py)
     help = (
         "Write a rollout plan's evidence pack (the plan as approved, its decisions and "
         "refusals, each cluster's preflight and timeline, its audit events with their hashes "
@@ -35,7 +36,8 @@ class Command(BaseCommand):
         try:
             plan = evidence.find_plan(options["plan"])
         except evidence.PlanNotFound as error:
-            raise CommandError(str(error), returncode=2) from error
+            several = isinstance(error, evidence.SeveralPlans)
+            raise CommandError(str(error), returncode=2 if several else 4) from error
         pack = evidence.build(plan, made_by="manage.py evidence_pack")
         path = Path(options["output"] or pack.filename)
         # Written beside the file and renamed when complete: a cut-off pack never looks whole.

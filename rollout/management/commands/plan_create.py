@@ -27,6 +27,11 @@ from rollout.preview import Preview, checked_preview
 from rollout.report import plan_status
 
 
+def _code_point(character: int | str) -> int:
+    """PyYAML's ReaderError gives a character as its code point, or a byte as a one-byte str."""
+    return character if isinstance(character, int) else ord(character)
+
+
 class PlanFile:
     """A plan file read and parsed, with the line each top-level field is on."""
 
@@ -38,16 +43,30 @@ class PlanFile:
             reason = getattr(error, "strerror", None) or error
             raise self.invalid(f"{self.name} cannot be read: {reason}", "--from-file") from error
         self.lines: dict[str, int] = {}
-        loader = yaml.SafeLoader(text)
+        loader = None
         try:
+            loader = yaml.SafeLoader(text)  # reads the text first: a control character stops it
             node = loader.get_single_node()
             self.data = loader.construct_document(node) if node is not None else None
         except yaml.MarkedYAMLError as error:
             raise self.invalid(self.yaml_problem(error), "--from-file") from error
+        except yaml.reader.ReaderError as error:
+            line = text.count("\n", 0, error.position) + 1
+            column = error.position - text.rfind("\n", 0, error.position)
+            raise self.invalid(
+                f"{self.name}, line {line}, column {column}: not valid YAML: the character "
+                f"U+{_code_point(error.character):04X} cannot be in a YAML file",
+                "--from-file",
+            ) from error
         except yaml.YAMLError as error:
             raise self.invalid(f"{self.name} is not YAML: {error}", "--from-file") from error
+        except RecursionError as error:
+            raise self.invalid(
+                f"{self.name} nests lists or mappings too deeply to be a plan.", "--from-file"
+            ) from error
         finally:
-            loader.dispose()
+            if loader is not None:
+                loader.dispose()
         if node is None:
             raise self.invalid(
                 f"{self.name} is empty: a plan is a mapping of its fields (name, wave_spec, …).",
@@ -150,7 +169,10 @@ class Command(ScriptCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        user = acting_user(options["as_user"])
+        user = acting_user(
+            options["as_user"],
+            lambda user, refusal: record_command_refusal(user, refusal, "plan_create"),
+        )
         plan_file = PlanFile(options["from_file"])
         try:
             form = form_from(plan_file.data)
