@@ -15,6 +15,7 @@ from rollout.destinations import FAILURE_BUDGET_EXCEEDED
 # Slack's documented limits: a section's text, a text object in a context block, a button's
 # label; the message's own `text` may be longer, but it is only the notification's fallback.
 SECTION_TEXT_LIMIT = 3000
+HEADER_TEXT_LIMIT = 150
 BUTTON_TEXT_LIMIT = 75
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 ADAPTIVE_CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -120,8 +121,17 @@ def clip(text: str, limit: int) -> str:
     return cut + "…"
 
 
+def cut(text: str, limit: int) -> str:
+    """At most `limit` characters, an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def slack(payload: dict[str, Any]) -> dict[str, Any]:
-    """A Slack incoming webhook's message: `text` for notifications, `blocks` for the channel."""
+    """A Slack incoming webhook's message: `text` for notifications, `blocks` for the channel.
+
+    Slack's mrkdwn has no escape for `*`, `_`, `~` or a backquote, so what people wrote (plan
+    names, reasons) is shown in plain_text blocks: a header saying what happened, a section
+    saying why, a context line with the particulars."""
     headline, reason, url, label = (
         title(payload),
         str(payload.get("reason") or ""),
@@ -129,12 +139,10 @@ def slack(payload: dict[str, Any]) -> dict[str, Any]:
         link_label(payload),
     )
     emoji, _ = _looks(payload)
-    lines = [f"{emoji} *{escape(headline)}*".strip()]
-    if reason:
-        lines.append(escape(reason))
+    lines = [reason] if reason else []
     outcome = payload.get("outcome")
     if outcome:
-        lines.append(f"*{escape(outcome['headline'])}*: {escape(outcome['detail'])}")
+        lines.append(f"{outcome['headline']}: {outcome['detail']}")
     # The outcome is in the section already: the context line gives the rest.
     particulars = " · ".join(
         f"{name}: {value}" for name, value in facts(payload) if name != "Outcome"
@@ -144,16 +152,35 @@ def slack(payload: dict[str, Any]) -> dict[str, Any]:
     )
     blocks: list[dict[str, Any]] = [
         {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": clip("\n".join(lines), SECTION_TEXT_LIMIT)},
-        },
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": cut(f"{emoji} {headline}".strip(), HEADER_TEXT_LIMIT),
+                "emoji": True,
+            },
+        }
     ]
+    if lines:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "plain_text",
+                    "text": cut("\n".join(lines), SECTION_TEXT_LIMIT),
+                    "emoji": False,
+                },
+            }
+        )
     if particulars:
         blocks.append(
             {
                 "type": "context",
                 "elements": [
-                    {"type": "mrkdwn", "text": clip(escape(particulars), SECTION_TEXT_LIMIT)}
+                    {
+                        "type": "plain_text",
+                        "text": cut(particulars, SECTION_TEXT_LIMIT),
+                        "emoji": False,
+                    }
                 ],
             }
         )
@@ -163,7 +190,7 @@ def slack(payload: dict[str, Any]) -> dict[str, Any]:
             "elements": [
                 {
                     "type": "button",
-                    "text": {"type": "plain_text", "text": clip(label, BUTTON_TEXT_LIMIT)},
+                    "text": {"type": "plain_text", "text": cut(label, BUTTON_TEXT_LIMIT)},
                     "url": url,
                     "action_id": "wavegate-open",
                 }
@@ -187,11 +214,6 @@ _LINE_MARKER = re.compile(r"^(\s*)([-+#>]|\d+(?=[.)]))", re.MULTILINE)
 # well within it, escaped Markdown included.
 TEAMS_REASON_LIMIT = 3000
 TEAMS_FACT_LIMIT = 500
-
-
-def cut(text: str, limit: int) -> str:
-    """At most `limit` characters, an ellipsis where it was cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def literal(text: str) -> str:

@@ -109,17 +109,25 @@ def problems(value: Any, schema: Any, at: str = "$") -> list[str]:
     raise AssertionError(f"no such schema: {schema!r}")
 
 
-# Slack: an incoming webhook's message, its `text` the notification's fallback; a section's
-# text at most 3,000 characters, a button's label at most 75, its URL at most 3,000; at most
+# Slack: an incoming webhook's message, its `text` the notification's fallback; a header's
+# text at most 150 characters (plain_text), a section's at most 3,000, a button's label at most 75, its URL at most 3,000; at most
 # 50 blocks, 10 context elements, 25 action elements (Block Kit reference).
 SLACK_MRKDWN = {"type": Const("mrkdwn"), "text": Text(3000)}
+SLACK_PLAIN = {"type": Const("plain_text"), "text": Text(3000), "emoji": Maybe(bool)}
 SLACK_MESSAGE = {
     "text": Text(40000),
     "blocks": ListOf(
         OneOf(
             (
-                {"type": Const("section"), "text": SLACK_MRKDWN},
-                {"type": Const("context"), "elements": ListOf(SLACK_MRKDWN, most=10)},
+                {
+                    "type": Const("header"),
+                    "text": {"type": Const("plain_text"), "text": Text(150), "emoji": Maybe(bool)},
+                },
+                {"type": Const("section"), "text": OneOf((SLACK_MRKDWN, SLACK_PLAIN))},
+                {
+                    "type": Const("context"),
+                    "elements": ListOf(OneOf((SLACK_MRKDWN, SLACK_PLAIN)), most=10),
+                },
                 {
                     "type": Const("actions"),
                     "elements": ListOf(
@@ -183,18 +191,22 @@ TEAMS_MESSAGE = {
 
 
 def slack_said(body: dict) -> tuple[str, str]:
-    """(the section's text, the button's URL) of a Slack message of the right shape, checking
-    that its mrkdwn escapes Slack's three control characters."""
+    """(what the channel shows: the header's line, then the section's; the button's URL) of a
+    Slack message of the right shape. What people wrote is in plain_text, which Slack shows as
+    written (mrkdwn has no escape for * _ ~); the fallback escapes Slack's three characters."""
     assert problems(body, SLACK_MESSAGE) == []
-    section = next(b for b in body["blocks"] if b["type"] == "section")["text"]["text"]
-    (button,) = next(b for b in body["blocks"] if b["type"] == "actions")["elements"]
-    for block in body["blocks"]:
-        for text in [block.get("text", {}).get("text", "")] + [
-            e["text"] for e in block.get("elements", []) if e["type"] == "mrkdwn"
-        ]:
-            assert not re.search(r"[<>]|&(?!amp;|lt;|gt;)", text), text
-    assert body["text"].endswith(f"<{button['url']}|{button['text']['text']}>")
-    return section, button["url"]
+    blocks = {b["type"]: b for b in body["blocks"]}
+    shown = [blocks["header"]["text"]["text"]]
+    if "section" in blocks:
+        assert blocks["section"]["text"]["type"] == "plain_text"
+        shown.append(blocks["section"]["text"]["text"])
+    for element in blocks.get("context", {}).get("elements", []):
+        assert element["type"] == "plain_text"
+    (button,) = blocks["actions"]["elements"]
+    fallback = body["text"].removesuffix(f"<{button['url']}|{button['text']['text']}>")
+    assert fallback != body["text"]
+    assert not re.search(r"[<>]|&(?!amp;|lt;|gt;)", fallback), fallback
+    return "\n".join(shown), button["url"]
 
 
 MARKDOWN = MarkdownIt("commonmark")  # what Adaptive Cards render a subset of
@@ -221,6 +233,8 @@ def test_the_shape_checks_catch_what_slack_and_teams_refuse():
     assert problems({"text": "x", "blocks": []}, SLACK_MESSAGE) == ["$.blocks: 0 items"]
     long = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
     assert problems({"text": "x", "blocks": [long]}, SLACK_MESSAGE)
+    header = {"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}
+    assert problems({"text": "x", "blocks": [header]}, SLACK_MESSAGE)
     odd = {"type": "section", "text": {"type": "mrkdwn", "text": "x"}, "colour": "red"}
     assert problems({"text": "x", "blocks": [odd]}, SLACK_MESSAGE)
     assert problems({"type": "message", "attachments": [{"contentType": "x"}]}, TEAMS_MESSAGE)
@@ -266,7 +280,7 @@ def test_a_wave_awaiting_approval_reaches_slack_and_teams_linking_to_the_wave(
     assert headers["X-Wavegate-Event"] == "wave_awaiting_approval"
     assert "X-Wavegate-Signature" not in headers  # the URL is the secret: nothing to sign with
     section, link = slack_said(slack.bodies()[0])
-    assert section.startswith(":raised_hand: *Wave 1 of plan west awaits approval*")
+    assert section.startswith(":raised_hand: Wave 1 of plan west awaits approval")
     assert link == wave_page
     assert slack.bodies()[0]["text"].startswith("Wave 1 of plan west awaits approval")
 
@@ -295,8 +309,8 @@ def test_a_pause_says_who_paused_and_why_escaped_for_slack(
 
     section, link = slack_said(slack.bodies()[0])
     assert section.splitlines() == [
-        ":double_vertical_bar: *Plan west paused*",
-        "Paused by operator-user: freeze &lt;until&gt; R&amp;D says go",
+        ":double_vertical_bar: Plan west paused",
+        "Paused by operator-user: freeze <until> R&D says go",
     ]
     assert link == plan_page(plan)
     texts, facts, link = teams_said(teams.bodies()[0])
@@ -308,13 +322,14 @@ def test_a_pause_says_who_paused_and_why_escaped_for_slack(
     assert link == plan_page(plan)
 
 
-def test_teams_shows_markdown_in_a_reason_or_a_name_as_written(
+def test_slack_and_teams_show_markdown_in_a_reason_or_a_name_as_written(
     client_as, personas, chats, eager, django_capture_on_commit_callbacks
 ):
-    _, teams = chats
+    slack, teams = chats
     name = "west_*eu*_[1]"
     cluster = make_cluster(name="aks-markdown")
     plan = plan_over_a_new_cluster(personas["operator"], name, selection={"names": [cluster.name]})
+    slack.received.clear()
     teams.received.clear()
     reason = "see [the runbook](https://evil.example/) **now**\n- step 1\n2. step `two`"
 
@@ -323,6 +338,12 @@ def test_teams_shows_markdown_in_a_reason_or_a_name_as_written(
             reverse("rollout:plan_pause", kwargs={"pk": plan.pk}), {"comment": reason}
         )
 
+    # Slack shows it as written: what people wrote is plain_text, which Slack does not format.
+    in_slack, _ = slack_said(slack.bodies()[0])
+    assert in_slack.splitlines() == [
+        f":double_vertical_bar: Plan {name} paused",
+        *f"Paused by operator-user: {reason}".splitlines(),
+    ]
     card = teams.bodies()[0]["attachments"][0]["content"]
     texts = [b["text"] for b in card["body"] if b["type"] == "TextBlock"]
     facts = {
@@ -350,10 +371,13 @@ def test_a_long_reason_is_cut_within_slacks_and_teams_limits(
     with django_capture_on_commit_callbacks(execute=True):
         actions.pause_plan(plan, acting_user=personas["operator"], reason="a&b " * 10_000)
 
-    section, _ = slack_said(slack.bodies()[0])  # its shape holds the 3,000 characters
-    assert 2990 < len(section) <= 3000
+    body = slack.bodies()[0]
+    slack_said(body)  # its shape holds the 3,000 characters of a section and of the fallback
+    section = next(b for b in body["blocks"] if b["type"] == "section")["text"]["text"]
+    assert len(section) == 3000
+    assert section.startswith("Paused by operator-user: a&b a&b")
     assert section.endswith("…")
-    assert not re.search(r"&[a-z]*…$", section)  # cut between entities, never inside one
+    assert not re.search(r"&[a-z]*…", body["text"])  # cut between entities, never inside one
     # Teams takes messages of at most 28 KB.
     ((_, sent),) = teams.received
     assert len(sent) < 28 * 1024
@@ -383,7 +407,7 @@ def test_the_emergency_stop_and_its_lifting_are_announced_once_each(
     stopped, paused, lifted = slack.bodies()
     section, link = slack_said(stopped)
     assert section.splitlines() == [
-        ":octagonal_sign: *Emergency stop: no rollout starts or resumes*",
+        ":octagonal_sign: Emergency stop: no rollout starts or resumes",
         "Stopped by admin-user: incident 42. Paused 1 plan (west). Clusters being changed: 0 "
         "(they finish); not started: 1 (they wait).",
     ]
@@ -420,14 +444,14 @@ def test_an_aborted_and_a_rejected_plan_say_what_they_did(
     assert kinds(slack) == ["plan_aborted", "plan_rejected"]
     section, link = slack_said(slack.bodies()[0])
     assert section.splitlines() == [
-        ":no_entry_sign: *Plan west aborted*",
+        ":no_entry_sign: Plan west aborted",
         "Aborted by operator-user: wrong clusters",
-        "*Aborted*: 1 cluster skipped",
+        "Aborted: 1 cluster skipped",
     ]
     assert link == plan_page(aborted)
     section, link = slack_said(slack.bodies()[1])
     assert section.splitlines()[:2] == [
-        ":x: *Plan east rejected at wave 1*",
+        ":x: Plan east rejected at wave 1",
         "Wave 1 rejected by approver-user: not today",
     ]
     assert link == f"{plan_page(rejected)}waves/1/"
@@ -455,8 +479,8 @@ def test_a_completed_plan_says_its_outcome(
     assert plan.status == PlanStatus.COMPLETED
     section, link = slack_said(slack.bodies()[0])
     assert section.splitlines() == [
-        ":white_check_mark: *Plan west completed*",
-        "*Completed*: 1 cluster enabled",
+        ":white_check_mark: Plan west completed",
+        "Completed: 1 cluster enabled",
     ]
     assert link == plan_page(plan)
     texts, facts, _ = teams_said(teams.bodies()[0])
@@ -506,7 +530,7 @@ def test_each_destination_hears_only_the_events_it_asked_for(
     assert facts["Wave"] == "1"
     assert link == f"{plan_page(west)}waves/1/"
     section, _ = slack_said(pauses.bodies()[0])
-    assert section.startswith(":rotating_light: *Plan west paused: wave 1 is over its failure")
+    assert section.startswith(":rotating_light: Plan west paused: wave 1 is over its failure")
 
 
 def test_a_failing_destination_does_not_hold_up_another(
