@@ -31,7 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.common import PAGING, allowed, known_params, page_url
+from api.common import PAGING, WholeNumberFilter, allowed, known_params, page_url
 from api.pagination import Cursor
 from audit import anchor, export
 from audit.access import can_export_audit, can_view_audit
@@ -67,8 +67,8 @@ class AuditEventFilter(filters.FilterSet):
     )
     category = filters.ChoiceFilter(choices=Category.choices, help_text="The page's group.")
     action = filters.CharFilter(help_text="One action, e.g. rollout.wave_approved.")
-    cluster = filters.NumberFilter(field_name="cluster_id", help_text="A cluster's id.")
-    plan = filters.NumberFilter(field_name="plan_id", help_text="A plan's id.")
+    cluster = WholeNumberFilter(field_name="cluster_id", help_text="A cluster's id.")
+    plan = WholeNumberFilter(field_name="plan_id", help_text="A plan's id.")
     outcome = filters.ChoiceFilter(choices=Outcome.choices)
     q = filters.CharFilter(
         help_text="Words in the object's label, the actor, comments, reasons and refusals."

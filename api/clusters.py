@@ -574,9 +574,15 @@ class ClusterTimeline(APIView):
         can_view_audit = audit_access.can_view_audit(request.user)
         depth = page * per_page
         found = timeline.of(cluster, all_audit=can_view_audit, limit=depth + 1)
-        for entry in found.entries:
-            if entry.scan is not None:
-                entry.scan.cluster = cluster
+        scans = [entry.scan for entry in found.entries if entry.scan is not None]
+        # Each scan's blocking rules, counted in one query as the scan endpoints count them.
+        counted_scans = with_finding_counts(
+            PreflightScan.objects.filter(pk__in=[s.pk for s in scans])
+        )
+        counts = {scan.pk: scan.finding_count for scan in counted_scans}  # type: ignore[attr-defined]
+        for scan in scans:
+            scan.cluster = cluster
+            scan.finding_count = counts.get(scan.pk, 0)  # type: ignore[attr-defined]
         here = request.build_absolute_uri(request.path)
 
         def link(number: int) -> str:

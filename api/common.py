@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.urls import reverse
+from django_filters import rest_framework as filters
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -85,3 +87,19 @@ def body(serializer: type[serializers.Serializer[Any]], request: Request) -> dic
             )
     found.is_valid(raise_exception=True)
     return dict(found.validated_data)
+
+
+class _Nothing(serializers.Serializer[Any]):
+    pass
+
+
+def no_body(request: Request) -> dict[str, Any]:
+    """An action that takes no input still reads what was sent: malformed JSON (400), another
+    media type (415) or a field (400) is refused before the action runs, never ignored."""
+    return body(_Nothing, request)
+
+
+class WholeNumberFilter(filters.NumberFilter):
+    """An id or an index: "1.5" is refused (400), never truncated to 1."""
+
+    field_class = forms.IntegerField

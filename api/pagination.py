@@ -35,6 +35,30 @@ class Cursor(CursorPagination):
 
     integer_positions = True  # the position is a row's number (pk, seq): digits only
 
+    def get_page_size(self, request: Request) -> int:
+        """`limit`, a whole number from 1 to max_page_size: anything else is refused, never
+        quietly replaced by the default or the maximum."""
+        given = request.query_params.get(self.page_size_query_param)
+        if given is None:
+            return self.page_size
+        if not _NUMBER.fullmatch(given) or not 1 <= int(given) <= self.max_page_size:
+            raise ValidationError(
+                {"limit": [f"A whole number from 1 to {self.max_page_size} (rows a page)."]}
+            )
+        return int(given)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": self.max_page_size,
+                    "default": self.page_size,
+                }
+        return parameters
+
     def decode_cursor(self, request: Request) -> Any:
         try:
             cursor = super().decode_cursor(request)

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from accounts.access import Rule
 from accounts.wording import counted
-from api.common import PAGING, allowed, body, known_params, page_url
+from api.common import PAGING, WholeNumberFilter, allowed, body, known_params, no_body, page_url
 from api.errors import Invalid, perform
 from api.pagination import OldestFirst
 from rollout import access, actions, emergency, report
@@ -200,6 +200,19 @@ class CommentSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(error_messages=_SAY_WHY)
 
 
+class ApprovalSerializer(CommentSerializer):
+    plan_hash = serializers.CharField(
+        help_text="The plan's content_hash you reviewed: refused if the plan changed since. "
+        "Required: an approval is of the version read, never of whatever is current.",
+        error_messages={
+            "required": "Send the content_hash of the plan you reviewed as plan_hash: an "
+            "approval is bound to the version read.",
+            "blank": "Send the content_hash of the plan you reviewed as plan_hash.",
+            "null": "Send the content_hash of the plan you reviewed as plan_hash.",
+        },
+    )
+
+
 class DecisionSerializer(CommentSerializer):
     plan_hash = serializers.CharField(
         required=False,
@@ -311,6 +324,9 @@ class PlanDetail(APIView):
     def patch(self, request: Request, pk: int) -> Response:
         plan = _plan(request, pk)
         allowed(request, access.can_manage_plans)
+        # The state before the input, as the page: a plan past submission is refused (409,
+        # recorded) whatever was sent.
+        perform(request, lambda: actions.refuse_unless_editable(plan), obj=plan)
         data = body(PlanEditSerializer, request)
         submit = data.pop("submit")
         form = _plan_form(data, base=plan)
@@ -465,7 +481,7 @@ def _plan_action(
     def post(self: APIView, request: Request, pk: int) -> Response:
         plan = _plan(request, pk)
         allowed(request, rule)  # the role first, as the page's decorator: then the input
-        data = body(shape, request) if shape is not None else {}
+        data = body(shape, request) if shape is not None else no_body(request)
         message = perform(request, lambda: act(request, plan, data), plan_id=plan.pk)
         plan.refresh_from_db()
         return Response({"message": message, "plan": report.plan_status(plan)})
@@ -527,7 +543,7 @@ def _wave_action(
         summary=summary,
         request=shape,
         responses=DoneSerializer,
-        examples=[APPROVE_EXAMPLE] if shape is DecisionSerializer else [],
+        examples=[APPROVE_EXAMPLE] if shape is ApprovalSerializer else [],
     )
     def post(self: APIView, request: Request, pk: int, index: int) -> Response:
         wave = _wave(request, pk, index)
@@ -569,7 +585,7 @@ def _roll_back_wave(request: Request, wave: Wave, data: dict[str, Any]) -> str:
 
 # --- targets --------------------------------------------------------------------------------------
 class TargetFilter(filters.FilterSet):
-    wave = filters.NumberFilter(field_name="wave__index")
+    wave = WholeNumberFilter(field_name="wave__index")
     status = filters.MultipleChoiceFilter(choices=TargetStatus.choices)
     cluster = filters.CharFilter(field_name="cluster__name", lookup_expr="icontains")
 
@@ -609,7 +625,7 @@ def _target_action(
             RolloutTarget.objects.select_related("cluster", "wave"), pk=target_id, plan=plan
         )
         allowed(request, access.can_manage_plans)
-        data = body(shape, request) if shape is not None else {}
+        data = body(shape, request) if shape is not None else no_body(request)
         message = perform(request, lambda: act(request, target, data), plan_id=pk)
         target.refresh_from_db()
         return Response({"message": message, "target": TargetSerializer(target).data})
@@ -714,7 +730,7 @@ urlpatterns: list[URLPattern] = [
     path("plans/<int:pk>/waves/", WaveList.as_view(), name="waves"),
     path("plans/<int:pk>/waves/<int:index>/", WaveDetail.as_view(), name="wave"),
     path("plans/<int:pk>/waves/<int:index>/approve/", _wave_action(
-        "Approve the wave", DecisionSerializer, _approve, recorded=True,
+        "Approve the wave", ApprovalSerializer, _approve, recorded=True,
         rule=access.can_approve_waves).as_view(),
         name="wave_approve"),
     path("plans/<int:pk>/waves/<int:index>/reject/", _wave_action(

@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 from accounts.access import Rule
 from accounts.wording import counted
 from api.clusters import ScanOut, with_finding_counts
-from api.common import PAGING, allowed, body, known_params, page_url
+from api.common import PAGING, WholeNumberFilter, allowed, body, known_params, no_body, page_url
 from api.errors import Invalid, perform
 from api.pagination import Keyset
 from audit.refusals import record_refusal
@@ -51,7 +51,7 @@ def _checked(form: forms.Form) -> dict[str, Any]:
 
 # --- scans --------------------------------------------------------------------------------------
 class ScanFilter(filters.FilterSet):
-    cluster = filters.NumberFilter(field_name="cluster_id", help_text="A cluster's id.")
+    cluster = WholeNumberFilter(field_name="cluster_id", help_text="A cluster's id.")
     status = filters.MultipleChoiceFilter(choices=ScanStatus.choices, help_text="Any of these.")
 
     class Meta:
@@ -91,6 +91,8 @@ class ClusterScan(APIView):
         responses={202: ScanOut},
     )
     def post(self, request: Request, pk: int) -> Response:
+        allowed(request, access.can_scan_clusters)  # the role first: ids are not probed
+        no_body(request)
         cluster = get_object_or_404(Cluster, pk=pk)
         scan = perform(
             request,
@@ -126,6 +128,8 @@ class ScanAll(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
+        allowed(request, access.can_scan_clusters)
+        no_body(request)
         queued = perform(request, lambda: actions.request_fleet_scan(acting_user=request.user))
         at_once = settings.WAVEGATE_SCAN_CONCURRENCY
         message = (
@@ -356,6 +360,8 @@ def _owner_action(
     @extend_schema(summary=summary, description=description, request=body, responses=OwnerDoneOut)
     def post(self: APIView, request: Request, pk: int) -> Response:
         allowed(request, rule)
+        if body is None:
+            no_body(request)
         owner = get_object_or_404(AcceptedOwner, pk=pk)
         message = act(request, owner)
         return Response({"message": message, "owner": OwnerOut(_OWNERS.get(pk=owner.pk)).data})

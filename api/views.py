@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from api import tokens
 from api.forms import TokenForm
 from api.models import ApiToken
+from audit.refusals import record_refusal
 
 
 def _page(request: HttpRequest, form: TokenForm, raw: str = "", status: int = 200) -> HttpResponse:
@@ -54,11 +56,16 @@ def token_list(request: HttpRequest) -> HttpResponse:
 def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     token = ApiToken.objects.filter(pk=pk, user=request.user).first()  # type: ignore[misc]
     if token is None:
-        messages.error(request, "You have no such token: only its own user may revoke one.")
+        # Someone else's token, or none: recorded, as any refused change (an attempt on
+        # another person's credential is the one most worth seeing).
+        refusal = PermissionDenied("You have no such token: only its own user may revoke one.")
+        record_refusal(request, refusal, obj=ApiToken.objects.filter(pk=pk).first())
+        messages.error(request, str(refusal))
         return redirect("tokens:list")
     try:
         tokens.revoke(token, acting_user=request.user)
     except tokens.TokenRefused as refusal:
+        record_refusal(request, refusal, obj=token)
         messages.error(request, str(refusal))
     else:
         messages.success(request, f"Token {token.name!r} revoked: it is refused from now on.")

@@ -306,17 +306,22 @@ def _claim_refusal(plan: RolloutPlan, cluster_ids: list[int]) -> str:
 
 
 @transaction.atomic
+def refuse_unless_editable(plan: RolloutPlan) -> None:
+    """Refuse (ActionRefused) to edit a plan past submission, in the words every door uses."""
+    if plan.status not in PLAN_EDITABLE:
+        raise ActionRefused(
+            f"Plan {plan.name!r} is {plan.get_status_display().lower()}: it can no longer be "
+            "edited. Abort it and create a new one."
+        )
+
+
 def edit_plan(plan: RolloutPlan, *, acting_user: Any, **changes: Any) -> RolloutPlan:
     """Change a draft or submitted plan. A submitted plan goes back to draft: its frozen waves,
     its claims and every approval given are void, and it must be submitted again."""
     if not access.can_manage_plans(acting_user):
         raise PermissionDenied(access.can_manage_plans.refusal)
     plan = RolloutPlan.objects.select_for_update().get(pk=plan.pk)
-    if plan.status not in PLAN_EDITABLE:
-        raise ActionRefused(
-            f"Plan {plan.name!r} is {plan.get_status_display().lower()}: it can no longer be "
-            "edited. Abort it and create a new one."
-        )
+    refuse_unless_editable(plan)
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise ActionRefused(f"Unknown plan field(s): {', '.join(sorted(unknown))}.")

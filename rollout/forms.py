@@ -213,9 +213,14 @@ class NotAPlan(ValueError):
 _LISTS = ("subscriptions", "regions", "rings")
 
 
+# Every character str.splitlines() ends a line at: the form reads its lists line by line, so one
+# of these inside an item would make it two (a name widening the selection, a tag injected).
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 def _one_line(text: str, field: str) -> str:
     """A single item of a list or map, which the form reads back as one line."""
-    if "\n" in text or "\r" in text:
+    if not _LINE_BREAKS.isdisjoint(text):
         raise NotAPlan(f"{field}: one item a line; {text[:60]!r} holds a line break.", field)
     try:
         text.encode("utf-8")
@@ -234,11 +239,16 @@ def _lines(value: Any, field: str) -> str:
 
 def _tag_lines(tags: dict[Any, Any]) -> str:
     lines = []
+    seen: set[str] = set()
     for key, value in tags.items():
         if not isinstance(key, str) or not isinstance(value, str | int | float):
             raise NotAPlan("tags maps each tag's name to its value, both strings.", "tags")
         if "=" in key or not key.strip():
             raise NotAPlan(f"tags: {key[:60]!r} is not a tag's name (empty, or holds =).", "tags")
+        # The form trims each name: " env" and "env" would be one tag, the last one winning.
+        if key.strip() in seen:
+            raise NotAPlan(f"tags: {key.strip()[:60]!r} is given twice.", "tags")
+        seen.add(key.strip())
         lines.append(f"{_one_line(key, 'tags')}={_one_line(str(value), 'tags')}")
     return "\n".join(lines)
 

@@ -176,11 +176,9 @@ def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """The new-plan form, filled in with a draft or submitted plan; posted, it saves the plan
     (back to draft: its waves and approvals are void) and submits it again, in one go."""
     plan = _plan(pk)
-    if plan.status not in PLAN_EDITABLE:
-        refusal = actions.ActionRefused(
-            f"Plan {plan.name!r} is {plan.get_status_display().lower()}: it can no longer be "
-            "edited. Abort it and create a new one."
-        )
+    try:
+        actions.refuse_unless_editable(plan)
+    except actions.ActionRefused as refusal:
         record_refusal(request, refusal, obj=plan)  # when posted: a page read is not recorded
         messages.error(request, str(refusal))
         return redirect("rollout:plan", pk=plan.pk)

@@ -83,7 +83,10 @@ def test_tokens_alone_run_a_plan_to_its_end(isolated_db, wavegate_on_aksim, tmp_
             assert made.status_code == 201, made.text
             plan_id = made.json()["id"]
 
-            refused = operator.post(f"plans/{plan_id}/waves/1/approve/", {"comment": "me"})
+            refused = operator.post(
+                f"plans/{plan_id}/waves/1/approve/",
+                {"comment": "me", "plan_hash": made.json()["content_hash"]},
+            )
             assert refused.status_code == 403
             assert "four eyes" in refused.json()["message"]
 

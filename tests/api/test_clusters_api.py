@@ -240,7 +240,7 @@ def test_an_unknown_cluster_is_404_json(viewer):
 
 def test_the_timeline_shows_scans_to_everyone_and_audit_events_to_auditors(personas):
     cluster = make_cluster(name="aks-story")
-    make_scan(cluster, findings=[{}])
+    make_scan(cluster, findings=[{}, {}])
     Api(token_for(personas["operator"])).post(f"clusters/{cluster.pk}/scan/")
     viewer = Api(token_for(personas["viewer"]))
     auditor = Api(token_for(personas["auditor"]))
@@ -250,6 +250,8 @@ def test_the_timeline_shows_scans_to_everyone_and_audit_events_to_auditors(perso
 
     assert [e["kind"] for e in seen["results"]] == ["scan", "scan"]
     assert [e["scan"]["status"] for e in seen["results"]] == ["queued", "blocked"]
+    # As the scan endpoints say: none while open, the blocking rules once finished.
+    assert [e["scan"]["finding_count"] for e in seen["results"]] == [None, 2]
     assert seen["event_pull"] is None
     kinds = [e["kind"] for e in audited["results"]]
     assert "audit" in kinds

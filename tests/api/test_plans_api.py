@@ -75,20 +75,53 @@ def test_invalid_plans_are_refused_with_the_pages_words_and_nothing_is_saved(fle
     assert not RolloutPlan.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"names": ["aks-a0\u2028aks-a1"]}, "names"),  # would select a second cluster
+        ({"rings": ["canary\x85prod"]}, "rings"),
+        ({"tags": {"env": "prod\x1ering=canary"}}, "tags"),  # would add a second criterion
+        ({"tags": {"env": "a", " env": "b"}}, "tags"),  # one tag once trimmed: the last won
+    ],
+)
+def test_an_item_that_would_read_back_as_two_is_refused(fleet, operator, fields, field):
+    refused = operator.post("plans/", {**PLAN, **fields})
+
+    assert refused.status_code == 400
+    assert refused.json()["field"] == field
+    assert not RolloutPlan.objects.exists()
+
+
 def test_four_eyes_the_author_may_not_approve_and_another_approver_may(fleet, personas, approver):
     author = Api(token_for(personas["admin"]))
     plan_id = author.post("plans/", {**PLAN, "submit": True}).json()["id"]
-    refused = author.post(f"plans/{plan_id}/waves/1/approve/", {"comment": "mine"})
+    read = author.get(f"plans/{plan_id}/").json()["content_hash"]
+    refused = author.post(
+        f"plans/{plan_id}/waves/1/approve/", {"comment": "mine", "plan_hash": read}
+    )
     assert refused.status_code == 403
     assert refused.json()["code"] == "forbidden"
     assert "four eyes" in refused.json()["message"]
     assert AuditEvent.objects.filter(action="rollout.decision_refused").count() == 1
-    done = approver.post(f"plans/{plan_id}/waves/1/approve/", {"comment": "ok"})
+    done = approver.post(f"plans/{plan_id}/waves/1/approve/", {"comment": "ok", "plan_hash": read})
     assert done.status_code == 200, done.json()
     assert done.json()["message"] == "You approved wave 1; it is approved."
     assert done.json()["plan"]["waves"][0]["status"] == WaveStatus.APPROVED
-    again = approver.post(f"plans/{plan_id}/waves/1/approve/", {"comment": "ok"})
+    again = approver.post(f"plans/{plan_id}/waves/1/approve/", {"comment": "ok", "plan_hash": read})
     assert again.status_code == 409
+
+
+def test_an_approval_must_say_which_version_it_approves(fleet, operator, approver):
+    # Without plan_hash, an approver's script would approve whatever the plan had become: an
+    # edit widening it after the review, resubmitted, would be approved unread.
+    plan_id = operator.post("plans/", {**PLAN, "submit": True}).json()["id"]
+
+    unbound = approver.post(f"plans/{plan_id}/waves/1/approve/", {"comment": "looked fine"})
+
+    assert unbound.status_code == 400
+    assert unbound.json()["field"] == "plan_hash"
+    assert "content_hash of the plan you reviewed" in unbound.json()["message"]
+    assert RolloutPlan.objects.get().waves.get(index=1).status == WaveStatus.AWAITING_APPROVAL
 
 
 def test_an_approval_for_a_version_not_reviewed_is_refused(fleet, operator, approver):
@@ -111,6 +144,12 @@ def test_an_edit_goes_back_to_draft_and_a_running_plan_cannot_be_edited(fleet, o
     refused = operator.patch(f"plans/{plan_id}/", {"concurrency": 3})
     assert refused.status_code == 409
     assert "can no longer be edited" in refused.json()["message"]
+    # The state is said first, whatever was sent (as the page), and the refusal recorded.
+    invalid_too = operator.patch(f"plans/{plan_id}/", {"wave_spec": "50%, 10%"})
+    assert invalid_too.status_code == 409
+    assert "can no longer be edited" in invalid_too.json()["message"]
+    recorded = AuditEvent.objects.filter(action="rollout.action_refused", plan_id=plan_id)
+    assert recorded.count() == 2
 
 
 def test_preview_cuts_waves_without_saving(fleet, operator):
@@ -210,3 +249,53 @@ def test_a_rejection_answers_with_the_plan_as_it_is_now(fleet, operator, approve
     assert rejected.status_code == 200, rejected.json()
     assert rejected.json()["plan"]["status"] == "rejected"
     assert rejected.json()["plan"]["finished"] is True
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("plans/", {"limit": "abc"}, "limit"),
+        ("plans/", {"limit": "0"}, "limit"),
+        ("plans/", {"limit": "-5"}, "limit"),
+        ("plans/", {"limit": "1001"}, "limit"),  # never quietly cut to the maximum
+        ("scans/", {"cluster": "1.9"}, "cluster"),  # never truncated to cluster 1
+    ],
+)
+def test_a_value_a_list_cannot_use_is_refused_not_replaced(operator, path, params, field):
+    refused = operator.get(path, **params)
+
+    assert refused.status_code == 400, refused.json()
+    assert refused.json()["field"] == field
+
+
+def test_a_plans_targets_by_a_wave_that_is_no_whole_number_are_refused(fleet, operator):
+    plan_id = operator.post("plans/", {**PLAN, "submit": True}).json()["id"]
+
+    assert operator.get(f"plans/{plan_id}/targets/", wave="1").status_code == 200
+    refused = operator.get(f"plans/{plan_id}/targets/", wave="1.5")
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "wave"
+    assert operator.get("plans/", limit="1").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("sent", "content_type", "status", "code"),
+    [
+        ("{not json", "application/json", 400, "malformed"),
+        ('{"reason": "typo"}', "application/json", 400, "invalid"),  # submit takes no field
+        ("submit it", "text/plain", 415, "unsupported_media_type"),
+    ],
+)
+def test_an_action_without_input_refuses_what_it_cannot_read(
+    fleet, operator, sent, content_type, status, code
+):
+    plan_id = operator.post("plans/", PLAN).json()["id"]
+
+    refused = operator.client.post(
+        f"/api/v1/plans/{plan_id}/submit/", sent, content_type=content_type, **operator.headers
+    )
+
+    assert refused.status_code == status, refused.json()
+    assert refused.json()["code"] == code
+    assert RolloutPlan.objects.get().status == PlanStatus.DRAFT  # nothing was done
+    assert operator.post(f"plans/{plan_id}/submit/").status_code == 200  # no body: done

@@ -44,6 +44,9 @@ def test_a_viewer_reads_but_may_not_start_a_scan(apis):
     refusal = AuditEvent.objects.get(action="access.refused")
     assert refusal.actor_name == "viewer-user"
     assert "operator or admin role" in str(refusal.after)
+    # The role is said first: a cluster that does not exist answers the same (ids not probed).
+    absent = apis["viewer"].post(f"clusters/{cluster.pk + 1000}/scan/")
+    assert (absent.status_code, absent.json()) == (refused.status_code, refused.json())
 
 
 def test_an_operator_starts_a_scan_202_and_it_is_audited(apis):

@@ -4,6 +4,7 @@ expired, read-only when asked, and audited (created, first use from an address, 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import timedelta
 
@@ -79,6 +80,25 @@ def test_someone_elses_token_cannot_be_revoked(client_as, personas):
     refused = client_as("admin").post(f"/accounts/tokens/{token.pk}/revoke", follow=True)
     assert "You have no such token" in refused.content.decode()
     assert Api(raw).get("plans/").status_code == 200
+    # An attempt on another person's credential is in the audit log, with who tried.
+    attempt = AuditEvent.objects.get(action="access.refused")
+    assert attempt.actor_name == "admin-user"
+    assert attempt.object_id == str(token.pk)
+    assert attempt.after["refusal"].startswith("You have no such token")
+    assert raw not in json.dumps(attempt.after) + attempt.object_label
+
+
+def test_revoking_a_revoked_token_again_is_refused_and_recorded(client_as, personas):
+    client = client_as("operator")
+    _created_on_page(client)
+    token = ApiToken.objects.get()
+    client.post(f"/accounts/tokens/{token.pk}/revoke")
+
+    again = client.post(f"/accounts/tokens/{token.pk}/revoke", follow=True)
+
+    assert "was revoked at" in again.content.decode()
+    assert AuditEvent.objects.filter(action=TokenEvent.REVOKED).count() == 1
+    assert AuditEvent.objects.filter(action="access.refused").count() == 1
 
 
 def test_an_expired_token_is_refused(personas):
