@@ -29,7 +29,7 @@ from preflight.scans import fail_never_started
 from tests.conftest import start_worker, tasks_sent_to
 from tests.factories import make_cluster, plan_form
 from tests.processes import wait_until
-from tests.rollout.conftest import SECRET, receiver  # noqa: F401 (a fixture)
+from tests.rollout.conftest import SECRET, receiver, serve  # noqa: F401 (fixtures)
 
 
 @contextmanager
