@@ -361,7 +361,8 @@ def _decide(
     wave: Wave, acting_user: Any, comment: str, plan_hash: str | None
 ) -> tuple[Wave, RolloutPlan]:
     """What approving and rejecting share: the four-eyes and state checks, under row locks.
-    `plan_hash` is the version the person read (the page's); None when not given."""
+    `plan_hash` is the version the person read (the page's); "" when a request left it out
+    (refused); None when the caller has no version to give (tests, internal callers)."""
     if not access.can_approve_waves(acting_user):
         raise PermissionDenied(access.can_approve_waves.refusal)
     if not (comment or "").strip():
@@ -382,6 +383,11 @@ def _decide(
         raise ActionRefused(
             f"The accepted iptables owners changed since plan {plan.name!r} was submitted, so "
             "its scans would not judge clusters as approved: edit it and submit it again."
+        )
+    if plan_hash == "":  # a page's form always sends it: a hand-made request may not
+        raise ActionRefused(
+            f"Nothing said which version of plan {plan.name!r} you read: reload its page, then "
+            "decide."
         )
     if plan_hash is not None and plan_hash != plan.content_hash:
         raise ActionRefused(

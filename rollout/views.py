@@ -544,7 +544,8 @@ def wave_approve(request: HttpRequest, pk: int, wave_id: int) -> HttpResponse:
             wave,
             acting_user=request.user,
             comment=_comment(request),
-            plan_hash=request.POST.get("plan_hash"),
+            # The version the page showed: an approval is never of whatever is current.
+            plan_hash=request.POST.get("plan_hash", ""),
         )
         if done.status == WaveStatus.AWAITING_APPROVAL:
             missing = done.approvals_needed - done.valid_approvals(done.plan.content_hash)

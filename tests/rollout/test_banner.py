@@ -48,7 +48,7 @@ def test_the_banner_goes_once_the_approver_has_approved(client_as):
 
     response = client.post(
         reverse("rollout:wave_approve", kwargs={"pk": plan.pk, "wave_id": plan.waves.get().pk}),
-        {"comment": "fine"},
+        {"comment": "fine", "plan_hash": plan.content_hash},
         follow=True,
     )
 

@@ -187,11 +187,17 @@ def test_an_approver_approves_with_a_comment_and_the_wave_shows_approved(client_
     url = reverse("rollout:wave_approve", kwargs={"pk": submitted.pk, "wave_id": wave.pk})
 
     page = client.get(reverse("rollout:plan", kwargs={"pk": submitted.pk})).content.decode()
-    refused = client.post(url, {"comment": "  "}, follow=True).content.decode()
-    response = client.post(url, {"comment": "canary dashboards are green"}, follow=True)
+    read = submitted.content_hash
+    refused = client.post(url, {"comment": "  ", "plan_hash": read}, follow=True).content.decode()
+    unbound = client.post(url, {"comment": "fine"}, follow=True).content.decode()
+    response = client.post(
+        url, {"comment": "canary dashboards are green", "plan_hash": read}, follow=True
+    )
 
     assert "Approve wave 1" in page
     assert "Say why in a comment" in refused
+    # A hand-made request that does not say which version it approves is refused.
+    assert "Nothing said which version of plan" in unbound
     html = response.content.decode()
     assert "You approved wave 1" in html
     assert "canary dashboards are green" in html

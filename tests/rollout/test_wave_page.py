@@ -95,7 +95,7 @@ def test_an_approver_approves_from_the_wave_page_and_sees_who_when_and_why(clien
 
     response = client.post(
         reverse("rollout:wave_approve", kwargs={"pk": plan.pk, "wave_id": wave.pk}),
-        {"comment": "canary looks fine", "next": wave_url(plan, 1)},
+        {"comment": "canary looks fine", "next": wave_url(plan, 1), "plan_hash": plan.content_hash},
         follow=True,
     )
 
