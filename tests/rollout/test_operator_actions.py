@@ -186,7 +186,9 @@ def test_an_approver_who_approved_is_told_what_is_missing_and_not_asked_again(pe
     assert b'data-testid="approve"' in approver.get(f"/plans/{plan.pk}/").content
 
     answer = approver.post(
-        f"/plans/{plan.pk}/waves/{wave.pk}/approve", {"comment": "looks fine"}, follow=True
+        f"/plans/{plan.pk}/waves/{wave.pk}/approve",
+        {"comment": "looks fine", "plan_hash": plan.content_hash},
+        follow=True,
     )
 
     page = answer.content.decode()
