@@ -246,13 +246,3 @@ def streamed(
     response = StreamingHttpResponse(export.lines(fmt), content_type=fmt.content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename(fmt)}"'
     return response
-
-
-def csv_lines(events: QuerySet[AuditEvent], *, filters: Mapping[str, str]) -> Iterator[str]:
-    """The CSV export of `events` (see AuditExport), for a StreamingHttpResponse."""
-    return AuditExport(events, filters=filters).csv_lines()
-
-
-def jsonl_lines(events: QuerySet[AuditEvent], *, filters: Mapping[str, str]) -> Iterator[str]:
-    """The JSON lines export of `events` (see AuditExport), for a StreamingHttpResponse."""
-    return AuditExport(events, filters=filters).jsonl_lines()
